@@ -1,0 +1,121 @@
+//! Blob files under `<root>/<alg>/<2 hex>/<hex>`, committed crash-safely and read as `Bytes`.
+//!
+//! A commit is: fsync the temp file, rename it into place, fsync the directory (and the parent,
+//! when the two-hex directory was just made), as in garage `block/manager.rs`. Reads map the file
+//! (blobs are immutable, never truncated, so the mapping cannot fault) and hand out zero-copy
+//! `Bytes` slices. Paths are built only from a validated [`Digest`].
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::io::IoBackend;
+use bytes::Bytes;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+/// Whether a commit stored new bytes or found them already present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Committed {
+    New,
+    AlreadyPresent,
+}
+
+impl BlobStore {
+    pub fn new(root: PathBuf) -> BlobStore {
+        BlobStore { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.root.join(digest.relative_path())
+    }
+
+    /// Moves a fully written temp file into place. The caller has fsynced `temp`'s data. If the blob
+    /// already exists (same digest, so same bytes) the temp file is removed instead.
+    pub fn commit(&self, io: &dyn IoBackend, temp: &Path, digest: &Digest) -> Result<Committed> {
+        let dest = self.path(digest);
+        if dest.exists() {
+            std::fs::remove_file(temp).map_err(|e| Error::io(temp, e))?;
+            return Ok(Committed::AlreadyPresent);
+        }
+        let dir = dest.parent().ok_or_else(|| Error::io(&dest, std::io::Error::other("blob path has no parent")))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            // The new directory entry lives in the algorithm directory: make it durable too.
+            if let Some(parent) = dir.parent() {
+                io.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
+            }
+        }
+        std::fs::rename(temp, &dest).map_err(|e| Error::io(&dest, e))?;
+        io.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+        Ok(Committed::New)
+    }
+
+    /// The whole blob, or `start..=end` of it, as one zero-copy `Bytes` over a read-only mapping.
+    pub fn read(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<Bytes> {
+        let path = self.path(digest);
+        let file = File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::BlobUnknown(digest.clone()),
+            _ => Error::io(&path, e),
+        })?;
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let (start, end) = match range {
+            Some((s, e)) if s > e || e >= len => return Err(Error::RangeNotSatisfiable { start: s, end: e, len }),
+            Some(r) => r,
+            None if len == 0 => return Ok(Bytes::new()),
+            None => (0, len - 1),
+        };
+        let whole = if len < SMALL_READ_BYTES {
+            // Small blobs (manifests, configs): one read beats setting up a mapping.
+            Bytes::from(std::fs::read(&path).map_err(|e| Error::io(&path, e))?)
+        } else {
+            // SAFETY: blob files are immutable once committed and never truncated or rewritten in
+            // place (GC unlinks them, which keeps the mapped inode alive), so the mapping stays valid.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&path, e))?;
+            let _ = map.advise(memmap2::Advice::Sequential);
+            Bytes::from_owner(map)
+        };
+        if whole.len() as u64 != len {
+            return Err(Error::io(&path, std::io::Error::other("blob changed size while being read")));
+        }
+        Ok(whole.slice(start as usize..=end as usize))
+    }
+
+    /// Removes a blob file (garbage collection). Missing files are fine.
+    pub fn remove(&self, digest: &Digest) -> Result<()> {
+        let path = self.path(digest);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Every blob file in the store with its modification time: for the orphan sweep of GC.
+    pub fn walk(&self, f: &mut dyn FnMut(Digest, std::time::SystemTime)) -> Result<()> {
+        for alg in ["sha256", "sha512"] {
+            let alg_dir = self.root.join(alg);
+            let Ok(dirs) = std::fs::read_dir(&alg_dir) else { continue };
+            for d in dirs.flatten() {
+                let Ok(files) = std::fs::read_dir(d.path()) else { continue };
+                for file in files.flatten() {
+                    let name = file.file_name();
+                    let Some(name) = name.to_str() else { continue };
+                    let Ok(digest) = format!("{alg}:{name}").parse::<Digest>() else { continue };
+                    let mtime = file.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+                    f(digest, mtime);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Blobs smaller than this are read with one `read` instead of a mapping.
+const SMALL_READ_BYTES: u64 = 64 * 1024;

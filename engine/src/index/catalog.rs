@@ -1,0 +1,507 @@
+//! The registry's typed records over any [`Index`]: repositories, blobs, repository-to-blob links,
+//! manifests, tags, tag history, referrers, upload sessions and stats, plus plain keyed records
+//! for the access model. Written once against the trait so every backend behaves the same.
+//!
+//! Key layouts (all integers big-endian so keys sort numerically):
+//! - `repos`: repo id (u64) -> [`RepoRecord`]; `repo_names`: name -> repo id
+//! - `blobs`: digest key -> [`BlobRecord`]
+//! - `links`: repo id ++ digest key -> (); `links_by_blob`: digest key ++ repo id -> ()
+//! - `manifests`: repo id ++ digest key -> [`ManifestRecord`]
+//! - `tags`: repo id ++ tag -> [`TagRecord`]; `history`: repo id ++ seq (u64) -> [`Commit`]
+//! - `referrers`: repo id ++ subject key ++ manifest key -> ()
+//! - `uploads`: upload id -> [`UploadRecord`]; `meta`: counter name -> u64
+//!
+//! Read-modify-write sequences take `write_lock`, so one process never interleaves them; a
+//! multi-node backend must replace that lock with its own transactions.
+
+use super::codec::{decode, encode};
+use super::{Batch, Index, Tree};
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoRecord {
+    pub id: u64,
+    pub name: String,
+    /// First path component of the name: the owning project's id.
+    pub project: String,
+    pub created: i64,
+    /// Sum of the sizes of the blobs linked to this repository.
+    pub logical_bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    pub size: u64,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestRecord {
+    pub media_type: String,
+    pub size: u64,
+    /// Config, layers and child manifests.
+    pub refs: Vec<Digest>,
+    pub subject: Option<Digest>,
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagRecord {
+    pub digest: Digest,
+    pub time: i64,
+    pub pusher: String,
+}
+
+/// One entry of a repository's tag history. Appended, never rewritten.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub seq: u64,
+    pub tag: String,
+    pub digest: Digest,
+    pub time: i64,
+    pub pusher: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub id: String,
+    pub repo: String,
+    /// Bytes known durable in the upload file.
+    pub offset: u64,
+    pub started: i64,
+    pub updated: i64,
+}
+
+fn repo_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len());
+    k.extend_from_slice(a);
+    k.extend_from_slice(b);
+    k
+}
+
+const UNIT: &[u8] = b"";
+
+pub struct Catalog {
+    index: Arc<dyn Index>,
+    write_lock: Mutex<()>,
+}
+
+impl Catalog {
+    pub fn new(index: Arc<dyn Index>) -> Catalog {
+        Catalog { index, write_lock: Mutex::new(()) }
+    }
+
+    pub fn index(&self) -> &Arc<dyn Index> {
+        &self.index
+    }
+
+    // ---- generic keyed records (access model and friends) ----
+
+    pub fn get<T: DeserializeOwned>(&self, tree: Tree, key: &[u8]) -> Result<Option<T>> {
+        match self.index.get(tree, key)? {
+            Some(v) => Ok(Some(decode(tree, key, &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records of `tree` under `prefix` after `after`, at most `limit`.
+    pub fn scan<T: DeserializeOwned>(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, T)>> {
+        self.index
+            .scan(tree, prefix, after, limit)?
+            .into_iter()
+            .map(|(k, v)| {
+                let t = decode(tree, &k, &v)?;
+                Ok((k, t))
+            })
+            .collect()
+    }
+
+    /// Writes one record and flushes.
+    pub fn put<T: Serialize>(&self, tree: Tree, key: &[u8], value: &T) -> Result<()> {
+        let mut b = Batch::default();
+        b.put(tree, key, encode(value));
+        self.commit(b)
+    }
+
+    /// Inserts a record only if the key is absent. Returns false if it existed.
+    pub fn insert_new<T: Serialize>(&self, tree: Tree, key: &[u8], value: &T) -> Result<bool> {
+        let ok = self.index.compare_and_swap(tree, key, None, Some(encode(value)))?;
+        if ok {
+            self.index.flush()?;
+        }
+        Ok(ok)
+    }
+
+    pub fn remove(&self, tree: Tree, key: &[u8]) -> Result<()> {
+        let mut b = Batch::default();
+        b.delete(tree, key);
+        self.commit(b)
+    }
+
+    /// Applies a batch and makes it durable before returning.
+    pub fn commit(&self, batch: Batch) -> Result<()> {
+        self.index.apply(batch)?;
+        self.index.flush()
+    }
+
+    /// Returns the next value of a named counter, starting at 1. Durable before it returns, so an
+    /// id is never handed out twice across a crash.
+    pub fn next_id(&self, counter: &str) -> Result<u64> {
+        let key = cat(b"counter/", counter.as_bytes());
+        loop {
+            let cur = self.index.get(Tree::Meta, &key)?;
+            let n = match &cur {
+                Some(v) => decode::<u64>(Tree::Meta, &key, v)?,
+                None => 0,
+            };
+            if self.index.compare_and_swap(Tree::Meta, &key, cur.as_deref(), Some(encode(&(n + 1))))? {
+                self.index.flush()?;
+                return Ok(n + 1);
+            }
+        }
+    }
+
+    fn counter(&self, name: &str) -> Result<u64> {
+        let key = cat(b"counter/", name.as_bytes());
+        Ok(self.get::<u64>(Tree::Meta, &key)?.unwrap_or(0))
+    }
+
+    // ---- repositories ----
+
+    pub fn repo_by_name(&self, name: &str) -> Result<Option<RepoRecord>> {
+        match self.get::<u64>(Tree::RepoNames, name.as_bytes())? {
+            Some(id) => self.repo(id),
+            None => Ok(None),
+        }
+    }
+
+    pub fn repo(&self, id: u64) -> Result<Option<RepoRecord>> {
+        self.get(Tree::Repos, &repo_key(id))
+    }
+
+    /// Returns the repository, creating it (with an id from the shared `entity` counter) if absent.
+    pub fn ensure_repo(&self, name: &str, project: &str) -> Result<(RepoRecord, bool)> {
+        if let Some(r) = self.repo_by_name(name)? {
+            return Ok((r, false));
+        }
+        let _g = self.write_lock.lock();
+        if let Some(r) = self.repo_by_name(name)? {
+            return Ok((r, false));
+        }
+        let id = self.next_id("entity")?;
+        let rec = RepoRecord {
+            id,
+            name: name.to_string(),
+            project: project.to_string(),
+            created: now_secs(),
+            logical_bytes: 0,
+        };
+        let mut b = Batch::default();
+        b.put(Tree::Repos, repo_key(id), encode(&rec));
+        b.put(Tree::RepoNames, name.as_bytes(), encode(&id));
+        self.commit(b)?;
+        Ok((rec, true))
+    }
+
+    /// Repository names in order, after `after`, at most `limit` (the `_catalog` listing).
+    pub fn list_repo_names(&self, after: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>> {
+        self.scan::<u64>(Tree::RepoNames, b"", after.map(str::as_bytes), limit)?
+            .into_iter()
+            .map(|(k, id)| Ok((String::from_utf8_lossy(&k).into_owned(), id)))
+            .collect()
+    }
+
+    /// Removes a repository's index entries: name, record, tags, history, manifests, referrers and
+    /// blob links. Blobs stay for garbage collection.
+    pub fn purge_repo(&self, id: u64) -> Result<()> {
+        let _g = self.write_lock.lock();
+        let Some(rec) = self.repo(id)? else { return Ok(()) };
+        let rk = repo_key(id);
+        let mut b = Batch::default();
+        for tree in [Tree::Tags, Tree::History, Tree::Manifests, Tree::Referrers] {
+            self.index.for_each_key(tree, &rk, &mut |k| {
+                b.delete(tree, k.to_vec());
+                true
+            })?;
+        }
+        self.index.for_each_key(Tree::Links, &rk, &mut |k| {
+            b.delete(Tree::Links, k.to_vec());
+            b.delete(Tree::LinksByBlob, cat(&k[8..], &rk));
+            true
+        })?;
+        b.delete(Tree::RepoNames, rec.name.as_bytes());
+        b.delete(Tree::Repos, rk);
+        self.commit(b)
+    }
+
+    // ---- blobs and links ----
+
+    pub fn blob(&self, digest: &Digest) -> Result<Option<BlobRecord>> {
+        self.get(Tree::Blobs, &digest.to_key())
+    }
+
+    /// Records a committed blob (if new) and links it to `repo` (if given) in one durable batch.
+    /// Returns true if the blob record is new.
+    pub fn record_blob(&self, digest: &Digest, size: u64, repo: Option<u64>) -> Result<bool> {
+        let _g = self.write_lock.lock();
+        let dk = digest.to_key();
+        let mut b = Batch::default();
+        let new = self.blob(digest)?.is_none();
+        if new {
+            b.put(Tree::Blobs, dk.clone(), encode(&BlobRecord { size, created: now_secs() }));
+            let phys = self.counter("physical_bytes")? + size;
+            b.put(Tree::Meta, b"counter/physical_bytes".to_vec(), encode(&phys));
+        }
+        if let Some(r) = repo {
+            self.link_into(&mut b, r, digest, size)?;
+        }
+        self.commit(b)?;
+        Ok(new)
+    }
+
+    fn link_into(&self, b: &mut Batch, repo: u64, digest: &Digest, size: u64) -> Result<()> {
+        let lk = cat(&repo_key(repo), &digest.to_key());
+        if self.index.get(Tree::Links, &lk)?.is_some() {
+            return Ok(());
+        }
+        let mut rec = self.repo(repo)?.ok_or_else(|| Error::RepositoryUnknown(repo.to_string()))?;
+        rec.logical_bytes += size;
+        b.put(Tree::Repos, repo_key(repo), encode(&rec));
+        b.put(Tree::Links, lk, super::codec::seal(UNIT));
+        b.put(Tree::LinksByBlob, cat(&digest.to_key(), &repo_key(repo)), super::codec::seal(UNIT));
+        Ok(())
+    }
+
+    /// Links an existing blob into a repository (cross-repository mount). Fails if the blob is not
+    /// recorded (it may have been collected).
+    pub fn link_blob(&self, repo: u64, digest: &Digest) -> Result<()> {
+        let _g = self.write_lock.lock();
+        let blob = self.blob(digest)?.ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
+        let mut b = Batch::default();
+        self.link_into(&mut b, repo, digest, blob.size)?;
+        if b.is_empty() {
+            return Ok(());
+        }
+        self.commit(b)
+    }
+
+    pub fn is_linked(&self, repo: u64, digest: &Digest) -> Result<bool> {
+        Ok(self.index.get(Tree::Links, &cat(&repo_key(repo), &digest.to_key()))?.is_some())
+    }
+
+    /// Removes a blob from a repository. Returns false if it was not linked.
+    pub fn unlink_blob(&self, repo: u64, digest: &Digest) -> Result<bool> {
+        let _g = self.write_lock.lock();
+        let lk = cat(&repo_key(repo), &digest.to_key());
+        if self.index.get(Tree::Links, &lk)?.is_none() {
+            return Ok(false);
+        }
+        let mut b = Batch::default();
+        if let (Some(mut rec), Some(blob)) = (self.repo(repo)?, self.blob(digest)?) {
+            rec.logical_bytes = rec.logical_bytes.saturating_sub(blob.size);
+            b.put(Tree::Repos, repo_key(repo), encode(&rec));
+        }
+        b.delete(Tree::Links, lk);
+        b.delete(Tree::LinksByBlob, cat(&digest.to_key(), &repo_key(repo)));
+        self.commit(b)?;
+        Ok(true)
+    }
+
+    /// True if any repository links the blob.
+    pub fn blob_is_linked_anywhere(&self, digest: &Digest) -> Result<bool> {
+        Ok(!self.index.scan(Tree::LinksByBlob, &digest.to_key(), None, 1)?.is_empty())
+    }
+
+    /// Forgets a blob record (GC, after the file is gone). Caller holds the GC exclusion.
+    pub fn forget_blob(&self, digest: &Digest) -> Result<()> {
+        let _g = self.write_lock.lock();
+        let Some(rec) = self.blob(digest)? else { return Ok(()) };
+        let mut b = Batch::default();
+        b.delete(Tree::Blobs, digest.to_key());
+        let phys = self.counter("physical_bytes")?.saturating_sub(rec.size);
+        b.put(Tree::Meta, b"counter/physical_bytes".to_vec(), encode(&phys));
+        self.commit(b)
+    }
+
+    /// Unique bytes stored, over all repositories.
+    pub fn physical_bytes(&self) -> Result<u64> {
+        self.counter("physical_bytes")
+    }
+
+    // ---- manifests, tags, history, referrers ----
+
+    /// Stores a manifest record, links its bytes (already a blob), and when `tag` is given points
+    /// the tag at it and appends a history entry, all in one durable batch.
+    pub fn put_manifest(
+        &self,
+        repo: u64,
+        digest: &Digest,
+        rec: &ManifestRecord,
+        tag: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let _g = self.write_lock.lock();
+        let rk = repo_key(repo);
+        let dk = digest.to_key();
+        let mut b = Batch::default();
+        b.put(Tree::Manifests, cat(&rk, &dk), encode(rec));
+        self.link_into(&mut b, repo, digest, rec.size)?;
+        if let Some(subject) = &rec.subject {
+            b.put(Tree::Referrers, cat(&cat(&rk, &subject.to_key()), &dk), super::codec::seal(UNIT));
+        }
+        if let Some((tag, pusher)) = tag {
+            let time = now_secs();
+            let seq = self.next_id("history")?;
+            b.put(
+                Tree::Tags,
+                cat(&rk, tag.as_bytes()),
+                encode(&TagRecord { digest: digest.clone(), time, pusher: pusher.to_string() }),
+            );
+            let commit = Commit { seq, tag: tag.to_string(), digest: digest.clone(), time, pusher: pusher.to_string() };
+            b.put(Tree::History, cat(&rk, &seq.to_be_bytes()), encode(&commit));
+        }
+        self.commit(b)
+    }
+
+    pub fn manifest(&self, repo: u64, digest: &Digest) -> Result<Option<ManifestRecord>> {
+        self.get(Tree::Manifests, &cat(&repo_key(repo), &digest.to_key()))
+    }
+
+    /// Deletes a manifest from a repository: its record, every tag pointing at it, its referrers
+    /// entry and its link. Returns false if the repository has no such manifest.
+    pub fn delete_manifest(&self, repo: u64, digest: &Digest) -> Result<bool> {
+        let Some(rec) = self.manifest(repo, digest)? else { return Ok(false) };
+        let rk = repo_key(repo);
+        let mut b = Batch::default();
+        b.delete(Tree::Manifests, cat(&rk, &digest.to_key()));
+        if let Some(subject) = &rec.subject {
+            b.delete(Tree::Referrers, cat(&cat(&rk, &subject.to_key()), &digest.to_key()));
+        }
+        for (k, t) in self.scan::<TagRecord>(Tree::Tags, &rk, None, usize::MAX)? {
+            if &t.digest == digest {
+                b.delete(Tree::Tags, k);
+            }
+        }
+        {
+            let _g = self.write_lock.lock();
+            self.commit(b)?;
+        }
+        self.unlink_blob(repo, digest)?;
+        Ok(true)
+    }
+
+    pub fn tag(&self, repo: u64, tag: &str) -> Result<Option<TagRecord>> {
+        self.get(Tree::Tags, &cat(&repo_key(repo), tag.as_bytes()))
+    }
+
+    /// Tag names in lexical order after `after`, at most `limit`. Reads keys only.
+    pub fn list_tags(&self, repo: u64, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let rk = repo_key(repo);
+        let after_key = after.map(|a| cat(&rk, a.as_bytes()));
+        Ok(self
+            .index
+            .scan(Tree::Tags, &rk, after_key.as_deref(), limit)?
+            .into_iter()
+            .map(|(k, _)| String::from_utf8_lossy(&k[8..]).into_owned())
+            .collect())
+    }
+
+    /// Tags with their records, in lexical order.
+    pub fn tag_records(&self, repo: u64, after: Option<&str>, limit: usize) -> Result<Vec<(String, TagRecord)>> {
+        let rk = repo_key(repo);
+        let after_key = after.map(|a| cat(&rk, a.as_bytes()));
+        Ok(self
+            .scan::<TagRecord>(Tree::Tags, &rk, after_key.as_deref(), limit)?
+            .into_iter()
+            .map(|(k, t)| (String::from_utf8_lossy(&k[8..]).into_owned(), t))
+            .collect())
+    }
+
+    pub fn delete_tag(&self, repo: u64, tag: &str) -> Result<bool> {
+        let key = cat(&repo_key(repo), tag.as_bytes());
+        if self.index.get(Tree::Tags, &key)?.is_none() {
+            return Ok(false);
+        }
+        self.remove(Tree::Tags, &key)?;
+        Ok(true)
+    }
+
+    /// Appends a history entry without moving a managed tag (external repositories' commits).
+    pub fn append_commit(&self, repo: u64, tag: &str, digest: &Digest, pusher: &str) -> Result<Commit> {
+        let _g = self.write_lock.lock();
+        let seq = self.next_id("history")?;
+        let rk = repo_key(repo);
+        let commit =
+            Commit { seq, tag: tag.to_string(), digest: digest.clone(), time: now_secs(), pusher: pusher.to_string() };
+        let mut b = Batch::default();
+        b.put(Tree::History, cat(&rk, &seq.to_be_bytes()), encode(&commit));
+        b.put(
+            Tree::Tags,
+            cat(&rk, tag.as_bytes()),
+            encode(&TagRecord { digest: digest.clone(), time: commit.time, pusher: pusher.to_string() }),
+        );
+        self.commit(b)?;
+        Ok(commit)
+    }
+
+    /// A repository's tag history, oldest first, after sequence number `after`.
+    pub fn history(&self, repo: u64, after: Option<u64>, limit: usize) -> Result<Vec<Commit>> {
+        let rk = repo_key(repo);
+        let after_key = after.map(|s| cat(&rk, &s.to_be_bytes()));
+        Ok(self.scan::<Commit>(Tree::History, &rk, after_key.as_deref(), limit)?.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// Digests of the manifests in `repo` whose subject is `subject`.
+    pub fn referrers(&self, repo: u64, subject: &Digest) -> Result<Vec<Digest>> {
+        let prefix = cat(&repo_key(repo), &subject.to_key());
+        let mut out = Vec::new();
+        self.index.for_each_key(Tree::Referrers, &prefix, &mut |k| {
+            if let Some(d) = Digest::from_key(&k[prefix.len()..]) {
+                out.push(d);
+            }
+            true
+        })?;
+        Ok(out)
+    }
+
+    // ---- upload sessions ----
+
+    pub fn upload(&self, id: &str) -> Result<Option<UploadRecord>> {
+        self.get(Tree::Uploads, id.as_bytes())
+    }
+
+    pub fn put_upload(&self, rec: &UploadRecord) -> Result<()> {
+        self.put(Tree::Uploads, rec.id.as_bytes(), rec)
+    }
+
+    pub fn delete_upload(&self, id: &str) -> Result<()> {
+        self.remove(Tree::Uploads, id.as_bytes())
+    }
+
+    pub fn uploads(&self) -> Result<Vec<UploadRecord>> {
+        Ok(self.scan::<UploadRecord>(Tree::Uploads, b"", None, usize::MAX)?.into_iter().map(|(_, r)| r).collect())
+    }
+}

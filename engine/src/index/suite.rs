@@ -1,0 +1,251 @@
+//! The test suite every [`Index`] backend must pass (like garage `src/db/test.rs`): raw key-value
+//! semantics first, then the typed catalog on top. Backends call [`run_all`] from their tests with
+//! a factory that returns a fresh, empty index and a guard keeping its storage alive.
+
+#![allow(clippy::unwrap_used)]
+
+use super::catalog::{Catalog, ManifestRecord};
+use super::codec::seal;
+use super::{Batch, Index, Tree};
+use crate::digest::{Algorithm, Digest};
+use std::any::Any;
+use std::sync::Arc;
+
+pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Index>, Box<dyn Any>);
+
+pub fn run_all(make: Factory<'_>) {
+    for (name, test) in [
+        ("get_put_delete", get_put_delete as fn(&dyn Index)),
+        ("trees_are_separate", trees_are_separate),
+        ("scan_prefix_after_limit", scan_prefix_after_limit),
+        ("batch_is_atomic_and_ordered", batch_is_atomic_and_ordered),
+        ("compare_and_swap", compare_and_swap),
+    ] {
+        let (idx, _guard) = make();
+        eprintln!("index suite ({}): {name}", idx.name());
+        test(idx.as_ref());
+    }
+    for (name, test) in [
+        ("catalog_repos_and_counters", catalog_repos_and_counters as fn(&Catalog)),
+        ("catalog_blobs_links_accounting", catalog_blobs_links_accounting),
+        ("catalog_manifests_tags_history", catalog_manifests_tags_history),
+        ("catalog_purge", catalog_purge),
+        ("catalog_detects_corruption", catalog_detects_corruption),
+    ] {
+        let (idx, _guard) = make();
+        eprintln!("index suite ({}): {name}", idx.name());
+        let cat = Catalog::new(Arc::from(idx));
+        test(&cat);
+    }
+}
+
+fn get_put_delete(idx: &dyn Index) {
+    assert_eq!(idx.get(Tree::Tags, b"a").unwrap(), None);
+    let mut b = Batch::default();
+    b.put(Tree::Tags, b"a".to_vec(), b"1".to_vec());
+    idx.apply(b).unwrap();
+    assert_eq!(idx.get(Tree::Tags, b"a").unwrap(), Some(b"1".to_vec()));
+    let mut b = Batch::default();
+    b.delete(Tree::Tags, b"a".to_vec());
+    idx.apply(b).unwrap();
+    assert_eq!(idx.get(Tree::Tags, b"a").unwrap(), None);
+    idx.flush().unwrap();
+}
+
+fn trees_are_separate(idx: &dyn Index) {
+    let mut b = Batch::default();
+    b.put(Tree::Tags, b"k".to_vec(), b"tags".to_vec());
+    b.put(Tree::Repos, b"k".to_vec(), b"repos".to_vec());
+    b.put(Tree::Meta, b"\xff\xff".to_vec(), b"meta".to_vec());
+    idx.apply(b).unwrap();
+    assert_eq!(idx.get(Tree::Tags, b"k").unwrap(), Some(b"tags".to_vec()));
+    assert_eq!(idx.get(Tree::Repos, b"k").unwrap(), Some(b"repos".to_vec()));
+    assert_eq!(idx.scan(Tree::Meta, b"", None, 10).unwrap(), vec![(b"\xff\xff".to_vec(), b"meta".to_vec())]);
+    assert_eq!(idx.scan(Tree::Tags, b"", None, 10).unwrap().len(), 1);
+    assert_eq!(idx.scan(Tree::Blobs, b"", None, 10).unwrap().len(), 0);
+}
+
+fn scan_prefix_after_limit(idx: &dyn Index) {
+    let mut b = Batch::default();
+    for p in [b"a".as_slice(), b"b", b"c"] {
+        for i in 0u16..300 {
+            let mut k = p.to_vec();
+            k.extend_from_slice(&i.to_be_bytes());
+            b.put(Tree::Tags, k, i.to_be_bytes().to_vec());
+        }
+    }
+    idx.apply(b).unwrap();
+    let all = idx.scan(Tree::Tags, b"b", None, usize::MAX).unwrap();
+    assert_eq!(all.len(), 300);
+    assert!(all.windows(2).all(|w| w[0].0 < w[1].0), "scan not in key order");
+    assert!(all.iter().all(|(k, _)| k[0] == b'b'));
+    let mut after = b"b".to_vec();
+    after.extend_from_slice(&99u16.to_be_bytes());
+    let page = idx.scan(Tree::Tags, b"b", Some(&after), 5).unwrap();
+    let got: Vec<u16> = page.iter().map(|(k, _)| u16::from_be_bytes([k[1], k[2]])).collect();
+    assert_eq!(got, vec![100, 101, 102, 103, 104]);
+    // An `after` before the prefix starts at the prefix.
+    assert_eq!(idx.scan(Tree::Tags, b"b", Some(b"a"), 1).unwrap()[0].0, [b'b', 0, 0]);
+    // Pagination walks everything exactly once.
+    let mut seen = 0;
+    let mut cursor: Option<Vec<u8>> = None;
+    loop {
+        let page = idx.scan(Tree::Tags, b"c", cursor.as_deref(), 64).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen += page.len();
+        cursor = Some(page.last().unwrap().0.clone());
+    }
+    assert_eq!(seen, 300);
+    let mut n = 0;
+    idx.for_each_key(Tree::Tags, b"a", &mut |_| {
+        n += 1;
+        n < 10
+    })
+    .unwrap();
+    assert_eq!(n, 10);
+}
+
+fn batch_is_atomic_and_ordered(idx: &dyn Index) {
+    let mut b = Batch::default();
+    b.put(Tree::Tags, b"x".to_vec(), b"1".to_vec());
+    b.delete(Tree::Tags, b"x".to_vec());
+    b.put(Tree::Tags, b"y".to_vec(), b"1".to_vec());
+    b.put(Tree::Tags, b"y".to_vec(), b"2".to_vec());
+    idx.apply(b).unwrap();
+    assert_eq!(idx.get(Tree::Tags, b"x").unwrap(), None);
+    assert_eq!(idx.get(Tree::Tags, b"y").unwrap(), Some(b"2".to_vec()));
+}
+
+fn compare_and_swap(idx: &dyn Index) {
+    assert!(idx.compare_and_swap(Tree::Users, b"u", None, Some(b"1".to_vec())).unwrap());
+    assert!(!idx.compare_and_swap(Tree::Users, b"u", None, Some(b"2".to_vec())).unwrap());
+    assert!(idx.compare_and_swap(Tree::Users, b"u", Some(b"1"), Some(b"2".to_vec())).unwrap());
+    assert_eq!(idx.get(Tree::Users, b"u").unwrap(), Some(b"2".to_vec()));
+    assert!(idx.compare_and_swap(Tree::Users, b"u", Some(b"2"), None).unwrap());
+    assert_eq!(idx.get(Tree::Users, b"u").unwrap(), None);
+}
+
+fn d(n: u8) -> Digest {
+    Digest::of(Algorithm::Sha256, &[n])
+}
+
+fn catalog_repos_and_counters(cat: &Catalog) {
+    assert_eq!(cat.next_id("entity").unwrap(), 1);
+    let (r, created) = cat.ensure_repo("syn1/app", "syn1").unwrap();
+    assert!(created);
+    assert_eq!((r.id, r.name.as_str(), r.project.as_str()), (2, "syn1/app", "syn1"));
+    let (again, created) = cat.ensure_repo("syn1/app", "syn1").unwrap();
+    assert!(!created);
+    assert_eq!(again, r);
+    cat.ensure_repo("syn1/a/b/c", "syn1").unwrap();
+    cat.ensure_repo("syn1/zz", "syn1").unwrap();
+    let names: Vec<String> = cat.list_repo_names(None, 10).unwrap().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["syn1/a/b/c", "syn1/app", "syn1/zz"]);
+    let names: Vec<String> = cat.list_repo_names(Some("syn1/a/b/c"), 1).unwrap().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["syn1/app"]);
+    assert_eq!(cat.repo_by_name("nope/x").unwrap(), None);
+}
+
+fn catalog_blobs_links_accounting(cat: &Catalog) {
+    let (a, _) = cat.ensure_repo("p/a", "p").unwrap();
+    let (b, _) = cat.ensure_repo("p/b", "p").unwrap();
+    assert!(cat.record_blob(&d(1), 100, Some(a.id)).unwrap());
+    assert!(!cat.record_blob(&d(1), 100, Some(b.id)).unwrap(), "second record of the same bytes is a no-op");
+    assert!(cat.record_blob(&d(2), 10, None).unwrap());
+    assert_eq!(cat.physical_bytes().unwrap(), 110);
+    assert!(cat.is_linked(a.id, &d(1)).unwrap());
+    assert!(!cat.is_linked(a.id, &d(2)).unwrap());
+    cat.link_blob(a.id, &d(2)).unwrap();
+    cat.link_blob(a.id, &d(2)).unwrap();
+    assert_eq!(cat.repo(a.id).unwrap().unwrap().logical_bytes, 110);
+    assert_eq!(cat.repo(b.id).unwrap().unwrap().logical_bytes, 100);
+    assert!(matches!(cat.link_blob(a.id, &d(3)), Err(crate::Error::BlobUnknown(_))));
+    assert!(cat.unlink_blob(a.id, &d(1)).unwrap());
+    assert!(!cat.unlink_blob(a.id, &d(1)).unwrap());
+    assert_eq!(cat.repo(a.id).unwrap().unwrap().logical_bytes, 10);
+    assert!(cat.blob_is_linked_anywhere(&d(1)).unwrap());
+    assert!(cat.unlink_blob(b.id, &d(1)).unwrap());
+    assert!(!cat.blob_is_linked_anywhere(&d(1)).unwrap());
+    cat.forget_blob(&d(1)).unwrap();
+    assert_eq!(cat.blob(&d(1)).unwrap(), None);
+    assert_eq!(cat.physical_bytes().unwrap(), 10);
+}
+
+fn manifest(subject: Option<Digest>) -> ManifestRecord {
+    ManifestRecord {
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: 7,
+        refs: vec![d(1)],
+        subject,
+        artifact_type: None,
+        annotations: Default::default(),
+        created: 0,
+    }
+}
+
+fn catalog_manifests_tags_history(cat: &Catalog) {
+    let (r, _) = cat.ensure_repo("p/a", "p").unwrap();
+    let (m1, m2, sig) = (d(10), d(11), d(12));
+    for m in [&m1, &m2, &sig] {
+        cat.record_blob(m, 7, None).unwrap();
+    }
+    cat.put_manifest(r.id, &m1, &manifest(None), Some(("v1", "alice"))).unwrap();
+    cat.put_manifest(r.id, &m2, &manifest(None), Some(("v1", "bob"))).unwrap();
+    cat.put_manifest(r.id, &m2, &manifest(None), Some(("latest", "bob"))).unwrap();
+    cat.put_manifest(r.id, &sig, &manifest(Some(m2.clone())), None).unwrap();
+    assert_eq!(cat.tag(r.id, "v1").unwrap().unwrap().digest, m2);
+    assert_eq!(cat.list_tags(r.id, None, 10).unwrap(), ["latest", "v1"]);
+    assert_eq!(cat.list_tags(r.id, Some("latest"), 10).unwrap(), ["v1"]);
+    let h = cat.history(r.id, None, 10).unwrap();
+    let h: Vec<(&str, &Digest, &str)> = h.iter().map(|c| (c.tag.as_str(), &c.digest, c.pusher.as_str())).collect();
+    assert_eq!(h, [("v1", &m1, "alice"), ("v1", &m2, "bob"), ("latest", &m2, "bob")]);
+    assert_eq!(cat.referrers(r.id, &m2).unwrap(), std::slice::from_ref(&sig));
+    assert!(cat.is_linked(r.id, &m1).unwrap());
+    assert!(cat.delete_manifest(r.id, &m2).unwrap());
+    assert_eq!(cat.list_tags(r.id, None, 10).unwrap(), Vec::<String>::new());
+    assert_eq!(cat.history(r.id, None, 10).unwrap().len(), 3, "history is never rewritten");
+    assert!(!cat.is_linked(r.id, &m2).unwrap());
+    assert!(cat.delete_manifest(r.id, &sig).unwrap());
+    assert_eq!(cat.referrers(r.id, &m2).unwrap(), Vec::<Digest>::new());
+    assert!(!cat.delete_manifest(r.id, &sig).unwrap());
+    assert!(cat.delete_tag(r.id, "nope").is_ok_and(|x| !x));
+}
+
+fn catalog_purge(cat: &Catalog) {
+    let (r, _) = cat.ensure_repo("p/a", "p").unwrap();
+    let (other, _) = cat.ensure_repo("p/b", "p").unwrap();
+    cat.record_blob(&d(1), 5, Some(r.id)).unwrap();
+    cat.record_blob(&d(1), 5, Some(other.id)).unwrap();
+    cat.record_blob(&d(10), 7, None).unwrap();
+    cat.put_manifest(r.id, &d(10), &manifest(None), Some(("v1", "a"))).unwrap();
+    cat.purge_repo(r.id).unwrap();
+    assert_eq!(cat.repo_by_name("p/a").unwrap(), None);
+    assert_eq!(cat.list_tags(r.id, None, 10).unwrap(), Vec::<String>::new());
+    assert!(!cat.is_linked(r.id, &d(1)).unwrap());
+    assert!(cat.is_linked(other.id, &d(1)).unwrap());
+    assert!(!cat.blob_is_linked_anywhere(&d(10)).unwrap());
+    assert!(cat.blob(&d(10)).unwrap().is_some(), "blobs are left to garbage collection");
+}
+
+fn catalog_detects_corruption(cat: &Catalog) {
+    let (r, _) = cat.ensure_repo("p/a", "p").unwrap();
+    let mut b = Batch::default();
+    let mut key = r.id.to_be_bytes().to_vec();
+    key.extend_from_slice(b"bad");
+    let mut sealed = seal(br#"{"digest":"x"}"#);
+    sealed[6] ^= 1;
+    b.put(Tree::Tags, key, sealed);
+    cat.index().apply(b).unwrap();
+    let err = cat.tag(r.id, "bad").unwrap_err().to_string();
+    assert!(err.contains("index corruption in tree tags") && err.contains("crc32 mismatch"), "{err}");
+    // A value that passes its checksum but does not decode is also corruption, not a panic.
+    let mut b = Batch::default();
+    let mut key = r.id.to_be_bytes().to_vec();
+    key.extend_from_slice(b"junk");
+    b.put(Tree::Tags, key, seal(b"not json"));
+    cat.index().apply(b).unwrap();
+    let err = cat.tag(r.id, "junk").unwrap_err().to_string();
+    assert!(err.contains("undecodable record"), "{err}");
+}

@@ -1,0 +1,84 @@
+//! The I/O seam: how upload bytes reach the disk and how files are made durable.
+//!
+//! Two backends implement [`IoBackend`]: `uring` (io_uring, several writes in flight, owned buffers)
+//! and `std_fs` (positional writes), chosen once at start-up by [`choose`] with a probe, because many
+//! container hosts refuse io_uring. A fault-injecting wrapper in `fault` lets tests fail the Nth
+//! write or fsync. Nothing outside this module and its children names io_uring.
+//!
+//! Contract common to every backend: writes of one [`BlobWriter`] land at increasing offsets; an
+//! error from any write is reported no later than the next `flush`/`sync`; after an error the writer
+//! must not be used again.
+
+use bytes::Bytes;
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+pub mod fault;
+pub mod std_fs;
+#[cfg(target_os = "linux")]
+pub mod uring;
+
+/// A file being written sequentially. Owns the file and the buffers handed to it.
+pub trait BlobWriter: Send {
+    /// Queues `buf` to be written at the writer's current offset and advances the offset. May
+    /// block while the backend's queue of in-flight writes is full. The buffer is owned until its
+    /// write completes.
+    fn write(&mut self, buf: Bytes) -> io::Result<()>;
+    /// Waits for every queued write; returns the offset after the last byte written.
+    fn flush(&mut self) -> io::Result<u64>;
+    /// `flush`, then `fdatasync` the file so its data is durable.
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// A storage backend. Implementations must be cheap to share across threads.
+pub trait IoBackend: Send + Sync + 'static {
+    /// Short name for logs and benchmarks (`io_uring` or `std_fs`).
+    fn name(&self) -> &'static str;
+    /// Starts writing `file` at `offset`.
+    fn writer(&self, file: File, offset: u64) -> io::Result<Box<dyn BlobWriter>>;
+    /// Makes the contents of `file` durable (fdatasync).
+    fn sync_file(&self, file: &File) -> io::Result<()>;
+    /// Makes the directory entries of `dir` durable (fsync of the directory), so a rename into it
+    /// survives power loss.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let d = File::open(dir)?;
+        self.sync_file_all(&d)
+    }
+    /// fsync (data and metadata) of a file or directory handle.
+    fn sync_file_all(&self, file: &File) -> io::Result<()>;
+}
+
+/// Which backend to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IoChoice {
+    /// io_uring when the kernel allows it, else plain files.
+    #[default]
+    Auto,
+    /// io_uring or fail.
+    IoUring,
+    /// Plain positional writes.
+    StdFs,
+}
+
+/// Picks the backend at start-up. `Auto` probes io_uring by creating a ring and doing one write;
+/// a refusal (seccomp, old kernel, `io_uring_disabled`) falls back to plain files.
+pub fn choose(choice: IoChoice, queue_depth: u32) -> io::Result<Arc<dyn IoBackend>> {
+    match choice {
+        IoChoice::StdFs => Ok(Arc::new(std_fs::StdFs)),
+        #[cfg(target_os = "linux")]
+        IoChoice::IoUring => Ok(Arc::new(uring::Uring::probe(queue_depth)?)),
+        #[cfg(not(target_os = "linux"))]
+        IoChoice::IoUring => Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring needs Linux")),
+        IoChoice::Auto => {
+            #[cfg(target_os = "linux")]
+            match uring::Uring::probe(queue_depth) {
+                Ok(u) => return Ok(Arc::new(u)),
+                Err(e) => tracing::warn!(error = %e, "io_uring refused by this host; using plain file writes"),
+            }
+            Ok(Arc::new(std_fs::StdFs))
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! `stowage-engine`: the storage heart of Stowage. A content-addressed, deduplicated blob store with
+//! resumable streamed uploads hashed as they arrive, an index behind a replaceable trait (sled by
+//! default), online garbage collection and storage accounting.
+//!
+//! It knows nothing of HTTP: the daemon calls typed methods and maps [`Error`] to responses in one
+//! place. Durability contract (DESIGN.md section 4): when a commit returns Ok, the blob's file was
+//! fsynced, renamed into place, its directory fsynced, and the index write flushed.
+
+pub mod blob_store;
+pub mod digest;
+pub mod error;
+pub mod gc;
+pub mod index;
+pub mod io;
+pub mod upload;
+
+pub use digest::{Algorithm, Digest, DigestError};
+pub use error::{Error, Result};
+pub use index::catalog::{Catalog, Commit, ManifestRecord, RepoRecord, TagRecord, UploadRecord};
+pub use upload::UploadWriter;
+
+use blob_store::{BlobStore, Committed};
+use bytes::Bytes;
+use index::catalog::now_secs;
+use io::{IoBackend, IoChoice};
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use upload::{upload_path, Session};
+
+/// Engine settings. The daemon fills these from its config file.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Root of `blobs/`, `uploads/`, `index/`.
+    pub data_dir: PathBuf,
+    /// Which I/O backend (default: io_uring if the kernel allows it).
+    pub io: IoChoice,
+    /// Writes in flight per upload with io_uring (default 8).
+    pub io_queue_depth: u32,
+    /// Idle uploads older than this are removed (default 24 h).
+    pub upload_ttl: Duration,
+    /// Blobs younger than this are never collected (default 1 h).
+    pub gc_grace: Duration,
+    /// Largest blob accepted, in bytes (default 100 GB, the seed's per-layer limit).
+    pub max_blob_bytes: u64,
+    /// sled page cache, in bytes (default 256 MiB).
+    pub index_cache_bytes: u64,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            io: IoChoice::Auto,
+            io_queue_depth: 8,
+            upload_ttl: Duration::from_secs(24 * 3600),
+            gc_grace: Duration::from_secs(3600),
+            max_blob_bytes: 100_000_000_000,
+            index_cache_bytes: 256 << 20,
+        }
+    }
+}
+
+/// What a committed blob is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub digest: Digest,
+    pub size: u64,
+    /// False when the same bytes were already stored (deduplicated).
+    pub new: bool,
+}
+
+/// Status of an upload session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadStatus {
+    pub id: String,
+    pub repo: String,
+    /// Bytes received and durable; the next chunk starts here.
+    pub offset: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) io: Arc<dyn IoBackend>,
+    pub(crate) catalog: Catalog,
+    pub(crate) blobs: BlobStore,
+    pub(crate) uploads_dir: PathBuf,
+    poisoned: Mutex<Option<String>>,
+    pub(crate) sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
+    /// Held shared by everything that creates a reference to a blob (commit, mount, manifest
+    /// push) and exclusively by GC while it deletes, so GC never removes a blob between another
+    /// operation's check and its write.
+    pub(crate) gc_lock: RwLock<()>,
+}
+
+/// The engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl Inner {
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        match &*self.poisoned.lock() {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a failed fsync: from now on every write is refused.
+    pub(crate) fn poison(&self, path: &Path, e: std::io::Error) -> Error {
+        let why = format!("fsync of {} failed: {e}", path.display());
+        tracing::error!(%why, "storage poisoned");
+        self.poisoned.lock().get_or_insert(why.clone());
+        Error::Poisoned(why)
+    }
+
+    /// Drops an upload's file and record. Best effort: leftovers are removed at the next start.
+    pub(crate) fn discard_upload(&self, id: &str, recorded: bool) {
+        let path = upload_path(&self.uploads_dir, id);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove upload file");
+            }
+        }
+        if recorded {
+            if let Err(e) = self.catalog.delete_upload(id) {
+                tracing::warn!(upload = id, error = %e, "could not remove upload record");
+            }
+        }
+    }
+
+    /// Moves a synced temp file into the store and records it, linked to `repo`.
+    pub(crate) fn commit_blob(&self, temp: &Path, digest: &Digest, size: u64, repo: &str) -> Result<BlobInfo> {
+        let _gc = self.gc_lock.read();
+        let repo_id =
+            self.catalog.repo_by_name(repo)?.map(|r| r.id).ok_or_else(|| Error::RepositoryUnknown(repo.to_string()))?;
+        let committed = match self.blobs.commit(self.io.as_ref(), temp, digest) {
+            Err(Error::Io { path, source }) if path != temp && source.kind() != std::io::ErrorKind::NotFound => {
+                // A failed directory fsync: the rename's durability is unknown.
+                return Err(self.poison(&path, source));
+            }
+            other => other?,
+        };
+        let new_record = self.catalog.record_blob(digest, size, Some(repo_id))?;
+        Ok(BlobInfo { digest: digest.clone(), size, new: committed == Committed::New || new_record })
+    }
+}
+
+impl Engine {
+    /// Opens the store in `cfg.data_dir`, creating it if needed, and recovers upload sessions:
+    /// each recorded upload is cut back to its recorded durable offset; files with no record
+    /// (one-shot uploads interrupted by a crash) are removed.
+    pub fn open(cfg: EngineConfig) -> Result<Engine> {
+        let index = index::sled_index::SledIndex::open(&cfg.data_dir.join("index"), cfg.index_cache_bytes)?;
+        Engine::open_with(cfg, Arc::new(index), None)
+    }
+
+    /// Like [`Engine::open`] with a given index and, optionally, I/O backend (tests inject faults).
+    pub fn open_with(
+        cfg: EngineConfig,
+        index: Arc<dyn index::Index>,
+        io: Option<Arc<dyn IoBackend>>,
+    ) -> Result<Engine> {
+        let blobs_dir = cfg.data_dir.join("blobs");
+        let uploads_dir = cfg.data_dir.join("uploads");
+        for d in [&cfg.data_dir, &blobs_dir, &uploads_dir] {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        let io = match io {
+            Some(io) => io,
+            None => io::choose(cfg.io, cfg.io_queue_depth).map_err(|e| Error::io(&cfg.data_dir, e))?,
+        };
+        tracing::info!(io = io.name(), index = index.name(), data_dir = %cfg.data_dir.display(), "blob engine open");
+        let inner = Inner {
+            io,
+            catalog: Catalog::new(index),
+            blobs: BlobStore::new(blobs_dir),
+            uploads_dir,
+            poisoned: Mutex::new(None),
+            sessions: Mutex::new(HashMap::new()),
+            gc_lock: RwLock::new(()),
+            cfg,
+        };
+        let engine = Engine { inner: Arc::new(inner) };
+        engine.recover_uploads()?;
+        Ok(engine)
+    }
+
+    fn recover_uploads(&self) -> Result<()> {
+        let inner = &self.inner;
+        let mut known = std::collections::HashSet::new();
+        for rec in inner.catalog.uploads()? {
+            let path = upload_path(&inner.uploads_dir, &rec.id);
+            let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if len < rec.offset {
+                tracing::warn!(
+                    upload = rec.id,
+                    len,
+                    recorded = rec.offset,
+                    "upload file shorter than its recorded offset; dropping it"
+                );
+                inner.discard_upload(&rec.id, true);
+                continue;
+            }
+            known.insert(rec.id.clone());
+            let session = Session {
+                id: rec.id.clone(),
+                repo: rec.repo,
+                offset: rec.offset,
+                hasher: None,
+                recorded: true,
+                started: rec.started,
+                gone: false,
+            };
+            inner.sessions.lock().insert(rec.id, Arc::new(tokio::sync::Mutex::new(session)));
+        }
+        let entries = std::fs::read_dir(&inner.uploads_dir).map_err(|e| Error::io(&inner.uploads_dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Name of the I/O backend in use (`io_uring` or `std_fs`).
+    pub fn io_backend(&self) -> &'static str {
+        self.inner.io.name()
+    }
+
+    /// The typed index: repositories, tags, manifests, access-model records.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.cfg
+    }
+
+    /// Refuses writes after a failed fsync.
+    pub fn check_writable(&self) -> Result<()> {
+        self.inner.check_poisoned()
+    }
+
+    // ---- uploads ----
+
+    /// Starts a resumable upload into `repo` (which must exist). The session is recorded durably
+    /// so it survives a restart.
+    pub fn start_upload(&self, repo: &str) -> Result<UploadStatus> {
+        self.inner.check_poisoned()?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let started = now_secs();
+        self.inner.catalog.put_upload(&UploadRecord {
+            id: id.clone(),
+            repo: repo.to_string(),
+            offset: 0,
+            started,
+            updated: started,
+        })?;
+        let session = Session {
+            id: id.clone(),
+            repo: repo.to_string(),
+            offset: 0,
+            hasher: None,
+            recorded: true,
+            started,
+            gone: false,
+        };
+        self.inner.sessions.lock().insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
+        Ok(UploadStatus { id, repo: repo.to_string(), offset: 0 })
+    }
+
+    fn session(&self, id: &str) -> Result<Arc<tokio::sync::Mutex<Session>>> {
+        self.inner.sessions.lock().get(id).cloned().ok_or_else(|| Error::UploadUnknown(id.to_string()))
+    }
+
+    /// The durable offset of an upload.
+    pub fn upload_status(&self, id: &str) -> Result<UploadStatus> {
+        let s = self.session(id)?;
+        let guard = s.try_lock().map_err(|_| Error::UploadBusy(id.to_string()))?;
+        if guard.gone {
+            return Err(Error::UploadUnknown(id.to_string()));
+        }
+        Ok(UploadStatus { id: guard.id.clone(), repo: guard.repo.clone(), offset: guard.offset })
+    }
+
+    /// Opens a writer appending to upload `id`. `expected_offset` (from `Content-Range`) must equal
+    /// the durable offset; a mismatch is [`Error::OutOfOrder`] carrying the offset to resume at.
+    pub async fn append(&self, id: &str, expected_offset: Option<u64>) -> Result<UploadWriter> {
+        self.inner.check_poisoned()?;
+        let s = self.session(id)?;
+        let guard = s.try_lock_owned().map_err(|_| Error::UploadBusy(id.to_string()))?;
+        if guard.gone {
+            return Err(Error::UploadUnknown(id.to_string()));
+        }
+        if let Some(got) = expected_offset {
+            if got != guard.offset {
+                return Err(Error::OutOfOrder { expected: guard.offset, got });
+            }
+        }
+        UploadWriter::start(self.inner.clone(), guard)
+    }
+
+    /// A writer for a one-shot upload (monolithic push): no session record, nothing to resume.
+    pub async fn put_blob_writer(&self, repo: &str) -> Result<UploadWriter> {
+        self.inner.check_poisoned()?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let session = Session {
+            id: id.clone(),
+            repo: repo.to_string(),
+            offset: 0,
+            hasher: None,
+            recorded: false,
+            started: now_secs(),
+            gone: false,
+        };
+        let s = Arc::new(tokio::sync::Mutex::new(session));
+        self.inner.sessions.lock().insert(id, s.clone());
+        let guard = s.try_lock_owned().map_err(|_| Error::WriterGone)?;
+        UploadWriter::start(self.inner.clone(), guard)
+    }
+
+    /// Cancels an upload and frees its space.
+    pub async fn cancel_upload(&self, id: &str) -> Result<()> {
+        let s = self.session(id)?;
+        let mut guard = s.try_lock().map_err(|_| Error::UploadBusy(id.to_string()))?;
+        guard.gone = true;
+        self.inner.sessions.lock().remove(id);
+        let inner = self.inner.clone();
+        let (id, recorded) = (id.to_string(), guard.recorded);
+        tokio::task::spawn_blocking(move || inner.discard_upload(&id, recorded)).await.map_err(|_| Error::WriterGone)
+    }
+
+    /// Removes uploads idle for longer than the configured TTL. Returns how many.
+    pub fn expire_uploads(&self) -> Result<usize> {
+        let cutoff = now_secs() - self.inner.cfg.upload_ttl.as_secs() as i64;
+        let mut n = 0;
+        for rec in self.inner.catalog.uploads()? {
+            if rec.updated >= cutoff {
+                continue;
+            }
+            let Ok(s) = self.session(&rec.id) else {
+                self.inner.discard_upload(&rec.id, true);
+                n += 1;
+                continue;
+            };
+            let expired = match s.try_lock() {
+                Ok(mut g) => {
+                    g.gone = true;
+                    true
+                }
+                Err(_) => false,
+            };
+            if expired {
+                self.inner.sessions.lock().remove(&rec.id);
+                self.inner.discard_upload(&rec.id, true);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    // ---- blobs ----
+
+    /// Size of a stored blob, if recorded.
+    pub fn stat_blob(&self, digest: &Digest) -> Result<Option<u64>> {
+        Ok(self.inner.catalog.blob(digest)?.map(|b| b.size))
+    }
+
+    /// The blob's bytes (or `start..=end`), zero-copy. Blocking: call off the reactor for big
+    /// blobs that may not be cached.
+    pub fn read_blob(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<Bytes> {
+        self.inner.blobs.read(digest, range)
+    }
+
+    /// Stores small bytes (manifests) as a blob linked to `repo`, durably. Hashing and the fsyncs
+    /// run on a blocking thread.
+    pub async fn put_small_blob(&self, repo: &str, digest: &Digest, bytes: Bytes) -> Result<BlobInfo> {
+        let mut w = self.put_blob_writer(repo).await?;
+        w.write(bytes).await?;
+        w.finish(digest).await
+    }
+
+    /// Links an already stored blob into another repository (cross-repository mount).
+    pub fn mount_blob(&self, repo_id: u64, digest: &Digest) -> Result<()> {
+        self.inner.check_poisoned()?;
+        let _gc = self.inner.gc_lock.read();
+        self.inner.catalog.link_blob(repo_id, digest)
+    }
+
+    /// Records a manifest whose bytes were stored with [`Engine::put_small_blob`], after checking
+    /// that every referenced blob or child manifest is linked to the repository. Returns the
+    /// digests that are missing, if any, and records nothing then.
+    pub fn put_manifest(
+        &self,
+        repo_id: u64,
+        digest: &Digest,
+        rec: &ManifestRecord,
+        tag: Option<(&str, &str)>,
+    ) -> Result<Vec<Digest>> {
+        self.inner.check_poisoned()?;
+        let _gc = self.inner.gc_lock.read();
+        let mut missing = Vec::new();
+        for r in &rec.refs {
+            if !self.inner.catalog.is_linked(repo_id, r)? {
+                missing.push(r.clone());
+            }
+        }
+        if missing.is_empty() {
+            self.inner.catalog.put_manifest(repo_id, digest, rec, tag)?;
+        }
+        Ok(missing)
+    }
+
+    /// Bytes of blobs linked to each repository of `project`, and their sum.
+    pub fn project_usage(&self, project: &str) -> Result<(u64, Vec<(String, u64)>)> {
+        let mut repos = Vec::new();
+        let mut total = 0u64;
+        for (_, rec) in self.inner.catalog.scan::<RepoRecord>(index::Tree::Repos, b"", None, usize::MAX)? {
+            if rec.project == project {
+                total += rec.logical_bytes;
+                repos.push((rec.name, rec.logical_bytes));
+            }
+        }
+        Ok((total, repos))
+    }
+
+    /// Unique bytes stored over all repositories.
+    pub fn physical_bytes(&self) -> Result<u64> {
+        self.inner.catalog.physical_bytes()
+    }
+
+    /// Runs garbage collection (blocking). See [`gc`].
+    pub fn collect_garbage(&self) -> Result<gc::GcReport> {
+        gc::run(&self.inner)
+    }
+}

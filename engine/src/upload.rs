@@ -1,0 +1,238 @@
+//! Upload sessions: resumable, streamed, hashed as the bytes arrive.
+//!
+//! A request body is fed chunk by chunk into an [`UploadWriter`]: each chunk crosses a bounded
+//! channel to a blocking worker that hashes it (ring) and hands it to the I/O backend, so neither
+//! hashing nor disk writes run on the async reactor (garage `api/s3/put.rs`). When a request ends
+//! the chunk is made durable (fdatasync) and its end offset recorded in the index; that recorded
+//! offset is what the upload-status request reports and where a resumed upload continues.
+//!
+//! After a restart the in-memory hash state is gone: the first append re-hashes the durable prefix
+//! once (a sequential read at disk speed), then continues incrementally. This keeps the per-chunk
+//! cost to one fdatasync and one small index write, rather than persisting ring's hash state,
+//! which ring does not expose.
+
+use crate::digest::{Algorithm, Digest, Hasher};
+use crate::error::{Error, Result};
+use crate::index::catalog::{now_secs, UploadRecord};
+use crate::io::BlobWriter;
+use crate::Inner;
+use bytes::Bytes;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::{mpsc, OwnedMutexGuard};
+
+/// In-memory state of a live upload. Guarded by a mutex: one writer at a time.
+pub(crate) struct Session {
+    pub id: String,
+    pub repo: String,
+    /// Bytes durable and recorded in the index.
+    pub offset: u64,
+    /// Hash of bytes `0..offset`; None after a restart or a failed append, until re-hashed.
+    pub hasher: Option<Hasher>,
+    /// Whether the session has an index record (one-shot uploads do not).
+    pub recorded: bool,
+    pub started: i64,
+    /// Set when the session was finished or cancelled while a caller waited on its lock.
+    pub gone: bool,
+}
+
+/// Channel depth between a request and its writer worker: enough to absorb jitter, small enough
+/// that a slow disk pushes back on the client.
+const CHANNEL_CHUNKS: usize = 32;
+
+struct WorkerDone {
+    hasher: Hasher,
+    writer: Box<dyn BlobWriter>,
+    end: u64,
+}
+
+/// Streams one request body into an upload session.
+pub struct UploadWriter {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) session: OwnedMutexGuard<Session>,
+    tx: Option<mpsc::Sender<Bytes>>,
+    worker: Option<tokio::task::JoinHandle<Result<WorkerDone>>>,
+    /// Offset after the bytes accepted so far by this writer.
+    offset: u64,
+}
+
+pub(crate) fn upload_path(dir: &Path, id: &str) -> PathBuf {
+    dir.join(id)
+}
+
+impl UploadWriter {
+    pub(crate) fn start(inner: Arc<Inner>, session: OwnedMutexGuard<Session>) -> Result<UploadWriter> {
+        let path = upload_path(&inner.uploads_dir, &session.id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let offset = session.offset;
+        let mut session = session;
+        let hasher = session.hasher.take();
+        let io = inner.io.clone();
+        let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+        let worker = tokio::task::spawn_blocking(move || -> Result<WorkerDone> {
+            // Drop whatever a failed earlier request left past the durable offset.
+            file.set_len(offset).map_err(|e| Error::io(&path, e))?;
+            let mut hasher = match hasher {
+                Some(h) => h,
+                None => rehash(&file, offset, Algorithm::Sha256).map_err(|e| Error::io(&path, e))?,
+            };
+            let mut writer = io.writer(file, offset).map_err(|e| Error::io(&path, e))?;
+            while let Some(buf) = rx.blocking_recv() {
+                hasher.update(&buf);
+                writer.write(buf).map_err(|e| Error::io(&path, e))?;
+            }
+            let end = writer.flush().map_err(|e| Error::io(&path, e))?;
+            Ok(WorkerDone { hasher, writer, end })
+        });
+        Ok(UploadWriter { inner, session, tx: Some(tx), worker: Some(worker), offset })
+    }
+
+    /// The upload's id.
+    pub fn id(&self) -> &str {
+        &self.session.id
+    }
+
+    /// The repository the upload was started in.
+    pub fn repo(&self) -> &str {
+        &self.session.repo
+    }
+
+    /// Bytes accepted so far (durable ones plus this request's).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Queues a chunk. Refuses, before writing it, a chunk that would take the blob past the size
+    /// limit.
+    pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        let limit = self.inner.cfg.max_blob_bytes;
+        let size = self.offset.saturating_add(chunk.len() as u64);
+        if size > limit {
+            return Err(Error::BlobTooLarge { size, limit });
+        }
+        let len = chunk.len() as u64;
+        let tx = self.tx.as_ref().ok_or(Error::WriterGone)?;
+        if tx.send(chunk).await.is_err() {
+            // The worker stopped early: its error says why.
+            return Err(self.join().await.err().unwrap_or(Error::WriterGone));
+        }
+        self.offset += len;
+        Ok(())
+    }
+
+    async fn join(&mut self) -> Result<WorkerDone> {
+        self.tx = None;
+        let worker = self.worker.take().ok_or(Error::WriterGone)?;
+        let res = worker.await.map_err(|_| Error::WriterGone)?;
+        if res.is_err() {
+            // The hash state absorbed bytes that were not written: rebuild it next time.
+            self.session.hasher = None;
+        }
+        res
+    }
+
+    /// Ends this request's chunk: waits for the writes, fsyncs, and records the new durable
+    /// offset. Returns it.
+    pub async fn end_chunk(mut self) -> Result<u64> {
+        self.inner.check_poisoned()?;
+        let done = self.join().await?;
+        let inner = self.inner.clone();
+        let (id, repo, started) = (self.session.id.clone(), self.session.repo.clone(), self.session.started);
+        let WorkerDone { hasher, mut writer, end } = done;
+        let path = upload_path(&inner.uploads_dir, &id);
+        let writer_back = tokio::task::spawn_blocking(move || -> Result<Box<dyn BlobWriter>> {
+            writer.sync().map_err(|e| inner.poison(&path, e))?;
+            inner.catalog.put_upload(&UploadRecord { id, repo, offset: end, started, updated: now_secs() })?;
+            Ok(writer)
+        })
+        .await
+        .map_err(|_| Error::WriterGone)?;
+        match writer_back {
+            Ok(_) => {
+                self.session.offset = end;
+                self.session.hasher = Some(hasher);
+                self.session.recorded = true;
+                Ok(end)
+            }
+            Err(e) => {
+                self.session.hasher = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the upload: checks the content against `expected`, commits the blob durably, records it
+    /// and links it to the upload's repository. On a digest mismatch the upload's data is
+    /// discarded and the session removed.
+    pub async fn finish(mut self, expected: &Digest) -> Result<crate::BlobInfo> {
+        self.inner.check_poisoned()?;
+        let done = self.join().await?;
+        let inner = self.inner.clone();
+        let id = self.session.id.clone();
+        let repo = self.session.repo.clone();
+        let recorded = self.session.recorded;
+        let expected = expected.clone();
+        let path = upload_path(&inner.uploads_dir, &id);
+        let result = tokio::task::spawn_blocking(move || -> Result<crate::BlobInfo> {
+            let WorkerDone { hasher, mut writer, end } = done;
+            let computed = if hasher.algorithm() == expected.algorithm() {
+                hasher.finish()
+            } else {
+                // The stream was hashed with sha256; a sha512 digest costs one re-read.
+                rehash(&File::open(&path).map_err(|e| Error::io(&path, e))?, end, expected.algorithm())
+                    .map_err(|e| Error::io(&path, e))?
+                    .finish()
+            };
+            if computed != expected {
+                drop(writer);
+                inner.discard_upload(&id, recorded);
+                return Err(Error::DigestMismatch { expected, computed });
+            }
+            writer.sync().map_err(|e| inner.poison(&path, e))?;
+            drop(writer);
+            let info = inner.commit_blob(&path, &expected, end, &repo)?;
+            if recorded {
+                inner.catalog.delete_upload(&id)?;
+            }
+            Ok(info)
+        })
+        .await
+        .map_err(|_| Error::WriterGone)?;
+        // Success or mismatch, the session is over; other errors leave it resumable.
+        if !matches!(result, Err(Error::Io { .. } | Error::Poisoned(_) | Error::WriterGone)) {
+            self.session.gone = true;
+            self.inner.sessions.lock().remove(&self.session.id);
+        } else {
+            self.session.hasher = None;
+        }
+        result
+    }
+}
+
+/// Hashes the first `len` bytes of `file` with `alg`.
+pub(crate) fn rehash(file: &File, len: u64, alg: Algorithm) -> std::io::Result<Hasher> {
+    let mut h = Hasher::new(alg);
+    let mut reader = file.try_clone()?.take(len);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut seen = 0u64;
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        seen += n as u64;
+    }
+    if seen != len {
+        return Err(std::io::Error::other(format!("upload file has {seen} bytes, expected {len}")));
+    }
+    Ok(h)
+}
