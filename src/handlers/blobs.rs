@@ -1,0 +1,86 @@
+//! Blob reads and deletes (end-2, end-10). A repository serves only the blobs it references:
+//! knowing a digest grants nothing (DESIGN.md section 4).
+
+use super::{bare, header_str, App, Resp};
+use crate::error::{ApiError, Code};
+use crate::oci::{ByteRange, Digest, RepositoryName};
+use crate::server::full;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+impl App {
+    /// end-2: `GET`/`HEAD /v2/<name>/blobs/<digest>`, with single-range `Range` support (206/416).
+    pub(super) async fn blob_get(
+        &self,
+        name: &RepositoryName,
+        digest: &Digest,
+        head: bool,
+        req: Request<Incoming>,
+    ) -> Result<Resp, ApiError> {
+        let repo = self.repo(name)?;
+        let unknown = || ApiError::not_found(Code::BlobUnknown, format!("blob {digest} is not in repository {name}"));
+        if !self.engine.catalog().is_linked(repo.id, digest)? {
+            return Err(unknown());
+        }
+        let len = self.engine.stat_blob(digest)?.ok_or_else(unknown)?;
+        // A malformed or multi-range Range header is ignored, as RFC 9110 allows: the whole blob
+        // is sent with 200.
+        let range = header_str(&req, "range").and_then(|r| r.parse::<ByteRange>().ok());
+        let span = match range {
+            Some(r) => match r.resolve(len) {
+                Ok(span) => Some(span),
+                Err(u) => {
+                    return Err(ApiError::new(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        Code::RangeInvalid,
+                        format!("range is outside the blob of {} bytes", u.len),
+                    )
+                    .with_header(header::CONTENT_RANGE, &format!("bytes */{}", u.len)))
+                }
+            },
+            None => None,
+        };
+        let (status, body_len) = match span {
+            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, e - s + 1),
+            None => (StatusCode::OK, len),
+        };
+        let body = if head || body_len == 0 {
+            crate::server::empty()
+        } else {
+            let engine = self.engine.clone();
+            let d = digest.clone();
+            let bytes = tokio::task::spawn_blocking(move || engine.read_blob(&d, span))
+                .await
+                .map_err(|e| ApiError::internal("blob read task failed", &e))??;
+            full(bytes)
+        };
+        let mut resp = Response::new(body);
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
+            h.insert("docker-content-digest", v.clone());
+            if let Ok(etag) = HeaderValue::from_str(&format!("\"{digest}\"")) {
+                h.insert(header::ETAG, etag);
+            }
+        }
+        if let Some((s, e)) = span {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {s}-{e}/{len}")) {
+                h.insert(header::CONTENT_RANGE, v);
+            }
+        }
+        Ok(resp)
+    }
+
+    /// end-10: `DELETE /v2/<name>/blobs/<digest>`: removes the blob from the repository; the bytes
+    /// go when garbage collection finds nothing else referencing them.
+    pub(super) async fn blob_delete(&self, name: &RepositoryName, digest: &Digest) -> Result<Resp, ApiError> {
+        let repo = self.repo(name)?;
+        if !self.engine.catalog().unlink_blob(repo.id, digest)? {
+            return Err(ApiError::not_found(Code::BlobUnknown, format!("blob {digest} is not in repository {name}")));
+        }
+        Ok(bare(StatusCode::ACCEPTED, &[]))
+    }
+}

@@ -1,0 +1,171 @@
+//! Manifests (end-3, end-7, end-9): every media type (Docker schema 2, manifest lists, OCI manifests,
+//! indexes, artifacts). A manifest's bytes are stored verbatim as a blob; the index keeps what the
+//! registry needs to answer without re-parsing (media type, size, references, subject).
+
+use super::{bare, header_str, App, Resp};
+use crate::error::{ApiError, Code};
+use crate::oci::{manifest, Algorithm, Digest, Reference, RepositoryName};
+use crate::server::{empty, full};
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use stowage_engine::{ManifestRecord, RepoRecord};
+
+/// Who pushed, for the tag history, until the access model names the caller.
+const ANONYMOUS: &str = "anonymous";
+
+impl App {
+    fn resolve(
+        &self,
+        repo: &RepoRecord,
+        name: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<(Digest, ManifestRecord), ApiError> {
+        let cat = self.engine.catalog();
+        let digest = match reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => {
+                cat.tag(repo.id, t.as_str())?
+                    .ok_or_else(|| {
+                        ApiError::not_found(Code::ManifestUnknown, format!("tag {t} does not exist in {name}"))
+                    })?
+                    .digest
+            }
+        };
+        let rec = cat
+            .manifest(repo.id, &digest)?
+            .ok_or_else(|| ApiError::not_found(Code::ManifestUnknown, format!("manifest {digest} is not in {name}")))?;
+        Ok((digest, rec))
+    }
+
+    async fn manifest_bytes(&self, digest: &Digest) -> Result<Bytes, ApiError> {
+        if let Some(b) = self.manifest_cache.get(digest) {
+            return Ok(b);
+        }
+        let engine = self.engine.clone();
+        let d = digest.clone();
+        let bytes = tokio::task::spawn_blocking(move || engine.read_blob(&d, None))
+            .await
+            .map_err(|e| ApiError::internal("manifest read task failed", &e))??;
+        self.manifest_cache.put(digest, bytes.clone());
+        Ok(bytes)
+    }
+
+    /// end-3: `GET`/`HEAD /v2/<name>/manifests/<reference>`.
+    pub(super) async fn manifest_get(
+        &self,
+        name: &RepositoryName,
+        reference: &Reference,
+        head: bool,
+    ) -> Result<Resp, ApiError> {
+        let repo = self.repo(name)?;
+        let (digest, rec) = self.resolve(&repo, name, reference)?;
+        let body = if head { empty() } else { full(self.manifest_bytes(&digest).await?) };
+        let mut resp = Response::new(body);
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(rec.size));
+        if let Ok(v) = HeaderValue::from_str(&rec.media_type) {
+            h.insert(header::CONTENT_TYPE, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
+            h.insert("docker-content-digest", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("\"{digest}\"")) {
+            h.insert(header::ETAG, v);
+        }
+        Ok(resp)
+    }
+
+    /// end-7: `PUT /v2/<name>/manifests/<reference>`.
+    pub(super) async fn manifest_put(
+        &self,
+        name: &RepositoryName,
+        reference: &Reference,
+        req: Request<Incoming>,
+    ) -> Result<Resp, ApiError> {
+        self.engine.check_writable()?;
+        let content_type = header_str(&req, "content-type").map(str::to_string);
+        let bytes = self.read_small_body(req.into_body(), self.settings.max_manifest_bytes).await?;
+        let parsed = manifest::parse(content_type.as_deref(), &bytes)
+            .map_err(|e| ApiError::bad_request(Code::ManifestInvalid, e.to_string()))?;
+        let digest = match reference {
+            Reference::Digest(d) => {
+                let computed = Digest::of(d.algorithm(), &bytes);
+                if &computed != d {
+                    return Err(ApiError::bad_request(
+                        Code::DigestInvalid,
+                        format!("manifest hashes to {computed}, not the {d} in the URL"),
+                    ));
+                }
+                computed
+            }
+            Reference::Tag(_) => Digest::of(Algorithm::Sha256, &bytes),
+        };
+        let (repo, _) = self.engine.catalog().ensure_repo(name.as_str(), name.project())?;
+        let refs: Vec<Digest> = parsed.referenced().map(|d| d.digest.clone()).collect();
+        let missing: Vec<&Digest> =
+            refs.iter().filter(|d| !self.engine.catalog().is_linked(repo.id, d).unwrap_or(false)).collect();
+        if !missing.is_empty() {
+            return Err(manifest_blob_unknown(name, &missing));
+        }
+        let rec = ManifestRecord {
+            media_type: parsed.media_type.clone(),
+            size: bytes.len() as u64,
+            refs,
+            subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
+            artifact_type: parsed.artifact_type.clone(),
+            annotations: parsed.annotations.clone(),
+            created: stowage_engine::index::catalog::now_secs(),
+        };
+        self.engine.put_small_blob(name.as_str(), &digest, bytes.clone()).await?;
+        let tag = reference.as_tag().map(|t| (t.as_str(), ANONYMOUS));
+        let missing = self.engine.put_manifest(repo.id, &digest, &rec, tag)?;
+        if !missing.is_empty() {
+            // A blob was deleted between the check above and the write.
+            return Err(manifest_blob_unknown(name, &missing.iter().collect::<Vec<_>>()));
+        }
+        self.manifest_cache.put(&digest, bytes);
+        let mut headers =
+            vec![("location", format!("/v2/{name}/manifests/{digest}")), ("docker-content-digest", digest.to_string())];
+        if let Some(s) = &rec.subject {
+            headers.push(("oci-subject", s.to_string()));
+        }
+        Ok(bare(StatusCode::CREATED, &headers))
+    }
+
+    /// end-9: `DELETE /v2/<name>/manifests/<reference>`: by digest removes the manifest and every
+    /// tag pointing at it; by tag removes only the tag.
+    pub(super) async fn manifest_delete(&self, name: &RepositoryName, reference: &Reference) -> Result<Resp, ApiError> {
+        let repo = self.repo(name)?;
+        let cat = self.engine.catalog();
+        let found = match reference {
+            Reference::Digest(d) => cat.delete_manifest(repo.id, d)?,
+            Reference::Tag(t) => cat.delete_tag(repo.id, t.as_str())?,
+        };
+        if !found {
+            return Err(ApiError::not_found(Code::ManifestUnknown, format!("{reference} is not in {name}")));
+        }
+        Ok(bare(StatusCode::ACCEPTED, &[]))
+    }
+}
+
+fn manifest_blob_unknown(name: &RepositoryName, missing: &[&Digest]) -> ApiError {
+    let list: Vec<String> = missing.iter().map(|d| d.to_string()).collect();
+    ApiError::bad_request(
+        Code::ManifestBlobUnknown,
+        format!(
+            "manifest references {} that {name} does not have: {}; push them first",
+            plural(list.len()),
+            list.join(", ")
+        ),
+    )
+    .with_detail(serde_json::json!({ "missing": list }))
+}
+
+fn plural(n: usize) -> String {
+    if n == 1 {
+        "a blob or manifest".into()
+    } else {
+        format!("{n} blobs or manifests")
+    }
+}

@@ -1,0 +1,239 @@
+//! Request handling: one async fn per Distribution API endpoint (named by its spec id), all
+//! reached from [`App::handle`], which parses the request into an [`Endpoint`] first and adds the
+//! headers every `/v2/` response carries. Handlers speak HTTP; the engine below them does not.
+
+mod blobs;
+mod listing;
+mod manifests;
+mod uploads;
+
+use crate::config::Settings;
+use crate::error::{ApiError, Code};
+use crate::router::Endpoint;
+use crate::server::{empty, full, Body};
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use stowage_engine::{Digest, Engine, RepoRecord, UploadWriter};
+
+/// Shared state of the running registry.
+pub struct App {
+    pub settings: Settings,
+    pub engine: Engine,
+    manifest_cache: ManifestCache,
+}
+
+pub type Resp = Response<Body>;
+
+/// Content-addressed cache of manifest bytes: a digest's bytes never change, so entries are never
+/// stale; the cache is dropped whole when it passes its byte budget.
+struct ManifestCache {
+    map: Mutex<(HashMap<Digest, Bytes>, usize)>,
+    budget_bytes: usize,
+}
+
+impl ManifestCache {
+    fn get(&self, d: &Digest) -> Option<Bytes> {
+        self.map.lock().0.get(d).cloned()
+    }
+
+    fn put(&self, d: &Digest, b: Bytes) {
+        let mut g = self.map.lock();
+        if g.1 + b.len() > self.budget_bytes {
+            g.0.clear();
+            g.1 = 0;
+        }
+        g.1 += b.len();
+        g.0.insert(d.clone(), b);
+    }
+}
+
+/// Manifest bytes kept in memory.
+const MANIFEST_CACHE_BYTES: usize = 64 << 20;
+
+impl App {
+    pub fn new(settings: Settings, engine: Engine) -> App {
+        App {
+            settings,
+            engine,
+            manifest_cache: ManifestCache { map: Mutex::new((HashMap::new(), 0)), budget_bytes: MANIFEST_CACHE_BYTES },
+        }
+    }
+
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let started = std::time::Instant::now();
+        let mut resp = match self.route(req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(),
+        };
+        if path.starts_with("/v2") {
+            resp.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
+        }
+        tracing::debug!(%peer, %method, %path, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+        resp
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Resp, ApiError> {
+        let ep = Endpoint::parse(req.method(), req.uri().path(), req.uri().query())?.ok_or_else(|| {
+            ApiError::not_found(Code::Unsupported, format!("{} is not served here", req.uri().path()))
+        })?;
+        match ep {
+            Endpoint::Base => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
+            Endpoint::Healthz => Ok(text_response(StatusCode::OK, "ok\n")),
+            Endpoint::Readyz => match self.engine.check_writable() {
+                Ok(()) => Ok(text_response(StatusCode::OK, "ready\n")),
+                Err(e) => Ok(text_response(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {e}\n"))),
+            },
+            Endpoint::Catalog(page) => self.catalog(page).await,
+            Endpoint::BlobGet { name, digest, head } => self.blob_get(&name, &digest, head, req).await,
+            Endpoint::BlobDelete { name, digest } => self.blob_delete(&name, &digest).await,
+            Endpoint::UploadStart { name, digest, mount, from } => {
+                self.upload_start(&name, digest, mount, from, req).await
+            }
+            Endpoint::UploadStatus { name, id } => self.upload_status(&name, &id).await,
+            Endpoint::UploadPatch { name, id } => self.upload_patch(&name, &id, req).await,
+            Endpoint::UploadFinish { name, id, digest } => self.upload_finish(&name, &id, &digest, req).await,
+            Endpoint::UploadCancel { name, id } => self.upload_cancel(&name, &id).await,
+            Endpoint::ManifestGet { name, reference, head } => self.manifest_get(&name, &reference, head).await,
+            Endpoint::ManifestPut { name, reference } => self.manifest_put(&name, &reference, req).await,
+            Endpoint::ManifestDelete { name, reference } => self.manifest_delete(&name, &reference).await,
+            Endpoint::TagsList { name, page } => self.tags_list(&name, page).await,
+            Endpoint::Referrers { name, digest, artifact_type } => self.referrers(&name, &digest, artifact_type).await,
+        }
+    }
+
+    /// The repository record, or NAME_UNKNOWN.
+    fn repo(&self, name: &crate::oci::RepositoryName) -> Result<RepoRecord, ApiError> {
+        self.engine.catalog().repo_by_name(name.as_str())?.ok_or_else(|| {
+            ApiError::not_found(
+                Code::NameUnknown,
+                format!("repository {name} does not exist; push an image to create it"),
+            )
+        })
+    }
+
+    /// Streams a request body into an upload writer. Small pieces are gathered into larger
+    /// buffers so the writer thread and the disk see few, large writes; large pieces pass as they
+    /// are. A pause longer than `body_idle_timeout` ends the request.
+    async fn stream_body(&self, body: Incoming, w: &mut UploadWriter) -> Result<u64, ApiError> {
+        let idle = self.settings.body_idle_timeout;
+        let mut body = body;
+        let mut acc = BytesMut::new();
+        let mut received = 0u64;
+        loop {
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => {
+                    return Err(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        Code::BlobUploadInvalid,
+                        format!(
+                            "no request body data for {} s; resume the upload from its reported offset",
+                            idle.as_secs()
+                        ),
+                    ))
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(ApiError::bad_request(
+                        Code::BlobUploadInvalid,
+                        format!("request body broke off ({e}); resume the upload from its reported offset"),
+                    ))
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            received += data.len() as u64;
+            if acc.is_empty() && data.len() >= GATHER_BYTES {
+                w.write(data).await?;
+                continue;
+            }
+            acc.extend_from_slice(&data);
+            if acc.len() >= GATHER_BYTES {
+                w.write(acc.split().freeze()).await?;
+            }
+        }
+        if !acc.is_empty() {
+            w.write(acc.freeze()).await?;
+        }
+        Ok(received)
+    }
+
+    /// Reads a whole small body (manifests), refusing more than `limit` bytes.
+    async fn read_small_body(&self, body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+        let idle = self.settings.body_idle_timeout;
+        let mut body = body;
+        let mut buf = BytesMut::new();
+        loop {
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => {
+                    return Err(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        Code::ManifestInvalid,
+                        "request body stalled",
+                    ))
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(ApiError::bad_request(Code::ManifestInvalid, format!("request body broke off: {e}")))
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            if let Ok(d) = frame.into_data() {
+                if buf.len() + d.len() > limit {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        Code::SizeInvalid,
+                        format!("manifest is larger than the limit of {limit} bytes"),
+                    ));
+                }
+                buf.extend_from_slice(&d);
+            }
+        }
+        Ok(buf.freeze())
+    }
+}
+
+/// Body pieces smaller than this are gathered before they go to the writer.
+const GATHER_BYTES: usize = 256 * 1024;
+
+pub fn json_response(status: StatusCode, body: Vec<u8>) -> Resp {
+    let len = body.len();
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    r
+}
+
+fn text_response(status: StatusCode, text: &str) -> Resp {
+    let mut r = Response::new(full(Bytes::copy_from_slice(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// A response with no body and the given headers.
+pub fn bare(status: StatusCode, headers: &[(&'static str, String)]) -> Resp {
+    let mut r = Response::new(empty());
+    *r.status_mut() = status;
+    for (k, v) in headers {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            r.headers_mut().insert(*k, v);
+        }
+    }
+    if !r.headers().contains_key(header::CONTENT_LENGTH) {
+        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
+    r
+}
+
+/// The value of a header as text, if present and visible ASCII.
+pub fn header_str<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}

@@ -1,0 +1,162 @@
+//! Blob uploads (end-4a, end-4b, end-5, end-6, end-11, end-13, cancel): monolithic, POST-then-PUT,
+//! chunked with `Content-Range`, streamed, resumable, and cross-repository mounts.
+
+use super::{bare, header_str, App, Resp};
+use crate::error::{range_header, ApiError, Code};
+use crate::oci::{ContentRange, Digest, RepositoryName};
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use stowage_engine::UploadWriter;
+
+impl App {
+    fn upload_location(name: &RepositoryName, id: &str) -> String {
+        format!("/v2/{name}/blobs/uploads/{id}")
+    }
+
+    fn blob_created(name: &RepositoryName, digest: &Digest) -> Resp {
+        bare(
+            StatusCode::CREATED,
+            &[("location", format!("/v2/{name}/blobs/{digest}")), ("docker-content-digest", digest.to_string())],
+        )
+    }
+
+    fn upload_accepted(name: &RepositoryName, id: &str, offset: u64) -> Resp {
+        bare(
+            StatusCode::ACCEPTED,
+            &[
+                ("location", Self::upload_location(name, id)),
+                ("range", range_header(offset)),
+                ("docker-upload-uuid", id.to_string()),
+            ],
+        )
+    }
+
+    /// Refuses a body whose declared length would pass the blob size limit, before reading it.
+    fn check_declared_length(&self, req: &Request<Incoming>, offset: u64) -> Result<Option<u64>, ApiError> {
+        let Some(v) = header_str(req, "content-length") else { return Ok(None) };
+        let len: u64 = v
+            .parse()
+            .map_err(|_| ApiError::bad_request(Code::SizeInvalid, format!("Content-Length {v:?} is not a number")))?;
+        let limit = self.engine.config().max_blob_bytes;
+        if offset.saturating_add(len) > limit {
+            return Err(stowage_engine::Error::BlobTooLarge { size: offset.saturating_add(len), limit }.into());
+        }
+        Ok(Some(len))
+    }
+
+    /// end-4a/4b/11: `POST /v2/<name>/blobs/uploads/`.
+    pub(super) async fn upload_start(
+        &self,
+        name: &RepositoryName,
+        digest: Option<Digest>,
+        mount: Option<Digest>,
+        from: Option<String>,
+        req: Request<Incoming>,
+    ) -> Result<Resp, ApiError> {
+        self.engine.check_writable()?;
+        let (repo, _) = self.engine.catalog().ensure_repo(name.as_str(), name.project())?;
+        if let Some(m) = mount {
+            // Mount only from a named repository that references the blob; otherwise (or without
+            // `from`) fall through to a normal upload, as the spec allows.
+            let source = match from.as_deref() {
+                Some(f) => self.engine.catalog().repo_by_name(f)?,
+                None => Some(repo.clone()),
+            };
+            if let Some(src) = source {
+                if self.engine.catalog().is_linked(src.id, &m)? {
+                    self.engine.mount_blob(repo.id, &m)?;
+                    return Ok(Self::blob_created(name, &m));
+                }
+            }
+        }
+        if let Some(d) = digest {
+            // end-4b: the whole blob in the POST body.
+            self.check_declared_length(&req, 0)?;
+            let mut w = self.engine.put_blob_writer(name.as_str()).await?;
+            self.stream_body(req.into_body(), &mut w).await?;
+            w.finish(&d).await?;
+            return Ok(Self::blob_created(name, &d));
+        }
+        let st = self.engine.start_upload(name.as_str())?;
+        Ok(Self::upload_accepted(name, &st.id, 0))
+    }
+
+    async fn open_upload(
+        &self,
+        name: &RepositoryName,
+        id: &str,
+        req: &Request<Incoming>,
+    ) -> Result<UploadWriter, ApiError> {
+        let range = match header_str(req, "content-range") {
+            Some(v) => Some(
+                v.parse::<ContentRange>()
+                    .map_err(|e| ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, Code::RangeInvalid, e.to_string()))?,
+            ),
+            None => None,
+        };
+        let st = self.engine.upload_status(id)?;
+        if st.repo != name.as_str() {
+            return Err(ApiError::not_found(Code::BlobUploadUnknown, format!("upload {id} does not belong to {name}")));
+        }
+        let declared = self.check_declared_length(req, st.offset)?;
+        if let (Some(r), Some(len)) = (range, declared) {
+            if r.byte_count() != len {
+                return Err(ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    Code::RangeInvalid,
+                    format!("Content-Range covers {} bytes but Content-Length is {len}", r.byte_count()),
+                )
+                .with_header(http::header::RANGE, &range_header(st.offset)));
+            }
+        }
+        Ok(self.engine.append(id, range.map(|r| r.start)).await?)
+    }
+
+    /// end-5: `PATCH /v2/<name>/blobs/uploads/<id>`: a chunk (with `Content-Range`) or a stream.
+    pub(super) async fn upload_patch(
+        &self,
+        name: &RepositoryName,
+        id: &str,
+        req: Request<Incoming>,
+    ) -> Result<Resp, ApiError> {
+        let mut w = self.open_upload(name, id, &req).await?;
+        self.stream_body(req.into_body(), &mut w).await?;
+        let offset = w.end_chunk().await?;
+        Ok(Self::upload_accepted(name, id, offset))
+    }
+
+    /// end-6: `PUT /v2/<name>/blobs/uploads/<id>?digest=`: optional last chunk, then commit.
+    pub(super) async fn upload_finish(
+        &self,
+        name: &RepositoryName,
+        id: &str,
+        digest: &Digest,
+        req: Request<Incoming>,
+    ) -> Result<Resp, ApiError> {
+        let mut w = self.open_upload(name, id, &req).await?;
+        self.stream_body(req.into_body(), &mut w).await?;
+        w.finish(digest).await?;
+        Ok(Self::blob_created(name, digest))
+    }
+
+    /// end-13: `GET /v2/<name>/blobs/uploads/<id>`: where to resume.
+    pub(super) async fn upload_status(&self, name: &RepositoryName, id: &str) -> Result<Resp, ApiError> {
+        let st = self.engine.upload_status(id)?;
+        if st.repo != name.as_str() {
+            return Err(ApiError::not_found(Code::BlobUploadUnknown, format!("upload {id} does not belong to {name}")));
+        }
+        let mut r = Self::upload_accepted(name, id, st.offset);
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        Ok(r)
+    }
+
+    /// `DELETE /v2/<name>/blobs/uploads/<id>`: cancel and free the space.
+    pub(super) async fn upload_cancel(&self, name: &RepositoryName, id: &str) -> Result<Resp, ApiError> {
+        let st = self.engine.upload_status(id)?;
+        if st.repo != name.as_str() {
+            return Err(ApiError::not_found(Code::BlobUploadUnknown, format!("upload {id} does not belong to {name}")));
+        }
+        self.engine.cancel_upload(id).await?;
+        Ok(bare(StatusCode::NO_CONTENT, &[]))
+    }
+}

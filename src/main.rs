@@ -1,0 +1,77 @@
+//! The `stowage` command: `serve` runs the registry.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "stowage", version, about = "An on-prem container image registry")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry (embedded defaults when no config file is given).
+    Serve {
+        /// Config file (TOML); see config.toml in the source tree for every key and its default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory (overrides storage.data_dir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config, listen, data_dir } => {
+            let mut cfg = match &config {
+                Some(p) => stowage::config::Config::load(p)?,
+                None => stowage::config::Config::default(),
+            };
+            if let Some(l) = listen {
+                cfg.server.listen = l.to_string();
+            }
+            if let Some(d) = data_dir {
+                cfg.storage.data_dir = d;
+            }
+            let settings = cfg.validate()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(settings.listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+                stowage::run(settings, listener, shutdown_signal()).await
+            })
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+}
