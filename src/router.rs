@@ -379,7 +379,7 @@ mod tests {
             p(Method::PATCH, &format!("/v2/syn1/app/blobs/uploads/{id}"), None),
             Endpoint::UploadPatch { .. }
         ));
-        let e = Endpoint::parse(&Method::PATCH, "/v2/syn1/app/blobs/uploads/../../etc", None).unwrap_err();
+        let e = Endpoint::parse(&Method::PATCH, "/v2/syn1/app/blobs/uploads/..%2F..%2Fetc", None).unwrap_err();
         assert_eq!((e.status, e.code), (StatusCode::NOT_FOUND, Code::BlobUploadUnknown));
         let e = Endpoint::parse(&Method::PUT, &format!("/v2/syn1/app/blobs/uploads/{id}"), None).unwrap_err();
         assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, Code::DigestInvalid));
