@@ -1,0 +1,169 @@
+//! The test harness: a real Stowage server on `127.0.0.1:0` in a temp dir, on its own runtime
+//! thread (so blocking real-client tests and async HTTP tests can both use it), shut down
+//! gracefully on drop.
+
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use stowage::config::Settings;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    /// `127.0.0.1:<port>`, the registry host in image names.
+    pub host: String,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(|_| {})
+    }
+
+    /// Starts a server with settings adjusted by `tweak` (after the defaults for a temp dir).
+    pub fn start_with(tweak: impl FnOnce(&mut Settings)) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestServer::start_in(dir, tweak)
+    }
+
+    /// Starts a server on an existing data dir (restart tests).
+    pub fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Settings)) -> TestServer {
+        let mut settings = Settings::for_data_dir(dir.path());
+        tweak(&mut settings);
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        std_listener.set_nonblocking(true).expect("nonblocking");
+        let addr = std_listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                let _ = ready_tx.send(());
+                if let Err(e) = stowage::run(settings, listener, async move {
+                    let _ = rx.await;
+                })
+                .await
+                {
+                    panic!("server failed: {e:#}");
+                }
+            });
+        });
+        ready_rx.recv().expect("server thread started");
+        let server = TestServer {
+            addr,
+            url: format!("http://{addr}"),
+            host: addr.to_string(),
+            dir,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(mut s) = std::net::TcpStream::connect(self.addr) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut buf = String::new();
+                let _ = s.read_to_string(&mut buf);
+                if buf.starts_with("HTTP/1.1 200") {
+                    return;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("server at {} did not become ready", self.addr);
+    }
+
+    /// Stops the server and returns its data dir, for restart tests.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown_now();
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    fn shutdown_now(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    pub fn v2(&self, path: &str) -> String {
+        format!("{}/v2/{}", self.url, path.trim_start_matches('/'))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown_now();
+    }
+}
+
+/// A plain HTTP client that does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+pub fn sha256(data: &[u8]) -> String {
+    stowage_engine::Digest::of(stowage_engine::Algorithm::Sha256, data).to_string()
+}
+
+/// Pushes a blob monolithically (`POST ?digest=`) and asserts 201.
+pub async fn push_blob(s: &TestServer, name: &str, data: &[u8]) -> String {
+    let d = sha256(data);
+    let r = client()
+        .post(s.v2(&format!("{name}/blobs/uploads/?digest={d}")))
+        .header("content-type", "application/octet-stream")
+        .body(data.to_vec())
+        .send()
+        .await
+        .expect("push blob");
+    assert_eq!(r.status(), 201, "push blob: {}", r.text().await.unwrap_or_default());
+    d
+}
+
+/// An OCI image manifest referencing `config` and `layers` (digest, size).
+pub fn image_manifest(config: (&str, usize), layers: &[(&str, usize)], subject: Option<(&str, usize)>) -> Vec<u8> {
+    let mut m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1 },
+        "layers": layers.iter().map(|(d, n)| serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n })).collect::<Vec<_>>(),
+    });
+    if let Some((d, n)) = subject {
+        m["subject"] = serde_json::json!({ "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": n });
+    }
+    serde_json::to_vec(&m).expect("json")
+}
+
+/// Pushes config + one layer + manifest under `tag`; returns the manifest digest and bytes.
+pub async fn push_image(s: &TestServer, name: &str, tag: &str, layer: &[u8]) -> (String, Vec<u8>) {
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let c = push_blob(s, name, config).await;
+    let l = push_blob(s, name, layer).await;
+    let m = image_manifest((&c, config.len()), &[(&l, layer.len())], None);
+    let r = client()
+        .put(s.v2(&format!("{name}/manifests/{tag}")))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(m.clone())
+        .send()
+        .await
+        .expect("push manifest");
+    assert_eq!(r.status(), 201, "push manifest: {}", r.text().await.unwrap_or_default());
+    (sha256(&m), m)
+}
+
+/// The error codes of a Distribution API error body.
+pub async fn error_codes(r: reqwest::Response) -> Vec<String> {
+    let v: serde_json::Value = r.json().await.expect("error body is JSON");
+    v["errors"].as_array().expect("errors array").iter().map(|e| e["code"].as_str().unwrap_or("").to_string()).collect()
+}
