@@ -16,6 +16,25 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub storage: StorageConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// The `service` named in token challenges and the audience of tokens. Default `stowage`.
+    pub service: String,
+    /// Lifetime of registry tokens. Default `15m`.
+    pub token_ttl: String,
+    /// Let anyone create an account with `POST /api/v1/users`. Default `false`.
+    pub self_registration: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { service: "stowage".into(), token_ttl: "15m".into(), self_registration: false }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +118,12 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub max_page_size: usize,
     pub engine: stowage_engine::EngineConfig,
+    pub service: String,
+    pub token_ttl: Duration,
+    pub self_registration: bool,
+    /// Password of the `admin` user made on first start (else `STOWAGE_ADMIN_PASSWORD`, else a
+    /// generated one printed once). Not in the config file: set it in code or the environment.
+    pub admin_password: Option<String>,
 }
 
 impl Settings {
@@ -137,6 +162,9 @@ impl Config {
         if s.max_page_size == 0 {
             anyhow::bail!("server.max_page_size must be at least 1");
         }
+        if self.auth.service.is_empty() || !self.auth.service.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
+            anyhow::bail!("auth.service must be non-empty printable ASCII without quotes");
+        }
         let st = &self.storage;
         let mut engine = stowage_engine::EngineConfig::new(&st.data_dir);
         engine.io = st.io;
@@ -154,6 +182,10 @@ impl Config {
             shutdown_grace: parse_duration("server.shutdown_grace", &s.shutdown_grace)?,
             max_page_size: s.max_page_size,
             engine,
+            service: self.auth.service.clone(),
+            token_ttl: parse_duration("auth.token_ttl", &self.auth.token_ttl)?,
+            self_registration: self.auth.self_registration,
+            admin_password: None,
         })
     }
 }

@@ -1,6 +1,9 @@
 //! Stowage: an on-prem container image registry. `run` starts the whole daemon on a listener;
 //! `main.rs` only parses the command line and calls it.
 
+pub mod access;
+pub mod api;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod handlers;
@@ -20,8 +23,15 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let engine_cfg = settings.engine.clone();
     let engine = tokio::task::spawn_blocking(move || stowage_engine::Engine::open(engine_cfg)).await??;
-    tracing::info!(addr = %listener.local_addr()?, io = engine.io_backend(), "stowage serving");
-    let app = Arc::new(handlers::App::new(settings, engine.clone()));
+    let local = listener.local_addr()?;
+    tracing::info!(addr = %local, io = engine.io_backend(), "stowage serving");
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
+    let keys = auth::jwt::Keys::load_or_create(&settings.engine.data_dir)?;
+    let store = access::store::Store::new(engine.clone());
+    bootstrap_admin(&store, settings.admin_password.clone()).await?;
+    let mut auth = auth::Auth::new(keys, store, settings.service.clone(), format!("{public_url}/v2/token"));
+    auth.token_ttl = settings.token_ttl;
+    let app = Arc::new(handlers::App::new(settings, engine.clone(), auth));
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {
@@ -37,4 +47,27 @@ pub async fn run(
     let res = server::serve(app, listener, shutdown).await;
     upkeep.abort();
     Ok(res?)
+}
+
+/// On first start (no users), creates `admin` with the given password, `STOWAGE_ADMIN_PASSWORD`,
+/// or a generated one printed once.
+async fn bootstrap_admin(store: &access::store::Store, password: Option<String>) -> anyhow::Result<()> {
+    if !store.users()?.is_empty() {
+        return Ok(());
+    }
+    let (password, generated) = match password.or_else(|| std::env::var("STOWAGE_ADMIN_PASSWORD").ok()) {
+        Some(p) => (p, false),
+        None => (auth::secrets::random_token::<18>(), true),
+    };
+    let pw = password.clone();
+    let hash = tokio::task::spawn_blocking(move || auth::secrets::hash_password(&pw)).await?.map_err(anyhow::Error::msg)?;
+    if store.create_user("admin", hash, true)?.is_some() {
+        if generated {
+            // Printed once, on purpose: it is not stored anywhere in clear.
+            println!("stowage: created user admin with password {password} (shown once; change it or keep it safe)");
+        } else {
+            tracing::info!("created user admin with the configured password");
+        }
+    }
+    Ok(())
 }

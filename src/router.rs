@@ -31,6 +31,8 @@ pub enum Endpoint {
     Base,
     /// `GET /v2/_catalog`
     Catalog(Page),
+    /// `GET`/`POST /v2/token`: the token server (Docker token-auth spec).
+    Token { post: bool },
     /// end-2: `GET|HEAD /v2/<name>/blobs/<digest>`
     BlobGet {
         name: RepositoryName,
@@ -104,7 +106,7 @@ pub enum Endpoint {
 impl Endpoint {
     pub fn action(&self) -> Action {
         match self {
-            Endpoint::Base | Endpoint::Healthz | Endpoint::Readyz => Action::None,
+            Endpoint::Base | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Token { .. } => Action::None,
             Endpoint::Catalog(_) => Action::Catalog,
             Endpoint::BlobGet { .. }
             | Endpoint::ManifestGet { .. }
@@ -123,7 +125,7 @@ impl Endpoint {
     /// The repository the request is about, if any.
     pub fn name(&self) -> Option<&RepositoryName> {
         match self {
-            Endpoint::Base | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Catalog(_) => None,
+            Endpoint::Base | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Catalog(_) | Endpoint::Token { .. } => None,
             Endpoint::BlobGet { name, .. }
             | Endpoint::BlobDelete { name, .. }
             | Endpoint::UploadStart { name, .. }
@@ -145,6 +147,13 @@ impl Endpoint {
             "/healthz" => return only_get(method).map(|_| Some(Endpoint::Healthz)),
             "/readyz" => return only_get(method).map(|_| Some(Endpoint::Readyz)),
             "/v2" | "/v2/" => return only_get(method).map(|_| Some(Endpoint::Base)),
+            "/v2/token" => {
+                return match *method {
+                    Method::GET => Ok(Some(Endpoint::Token { post: false })),
+                    Method::POST => Ok(Some(Endpoint::Token { post: true })),
+                    _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, Code::Unsupported, "use GET or POST on /v2/token")),
+                }
+            }
             "/v2/_catalog" => {
                 only_get(method)?;
                 return Ok(Some(Endpoint::Catalog(page(query)?)));

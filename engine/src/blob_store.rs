@@ -1,6 +1,6 @@
 //! Blob files under `<root>/<alg>/<2 hex>/<hex>`, committed crash-safely and read as `Bytes`.
 //!
-//! A commit is: fsync the temp file, rename it into place, fsync the directory (and the parent,
+//! A commit is: fsync the temp file, hard-link it into place, fsync the directory (and the parent,
 //! when the two-hex directory was just made), as in garage `block/manager.rs`. Reads map the file
 //! (blobs are immutable, never truncated, so the mapping cannot fault) and hand out zero-copy
 //! `Bytes` slices. Paths are built only from a validated [`Digest`].
@@ -36,12 +36,14 @@ impl BlobStore {
         self.root.join(digest.relative_path())
     }
 
-    /// Moves a fully written temp file into place. The caller has fsynced `temp`'s data. If the blob
-    /// already exists (same digest, so same bytes) the temp file is removed instead.
+    /// Links a fully written temp file into place. The caller has fsynced `temp`'s data, and removes
+    /// `temp` only once the blob is recorded: a hard link rather than a rename, so a crash between
+    /// this and the index write leaves the upload whole and resumable (the linked file is then an
+    /// unrecorded orphan) instead of an upload whose file vanished. If the blob already exists
+    /// (same digest, so same bytes) nothing is linked.
     pub fn commit(&self, io: &dyn IoBackend, temp: &Path, digest: &Digest) -> Result<Committed> {
         let dest = self.path(digest);
         if dest.exists() {
-            std::fs::remove_file(temp).map_err(|e| Error::io(temp, e))?;
             return Ok(Committed::AlreadyPresent);
         }
         let dir = dest.parent().ok_or_else(|| Error::io(&dest, std::io::Error::other("blob path has no parent")))?;
@@ -52,7 +54,12 @@ impl BlobStore {
                 io.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
             }
         }
-        std::fs::rename(temp, &dest).map_err(|e| Error::io(&dest, e))?;
+        match std::fs::hard_link(temp, &dest) {
+            Ok(()) => {}
+            // A concurrent commit of the same bytes won.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Committed::AlreadyPresent),
+            Err(e) => return Err(Error::io(&dest, e)),
+        }
         io.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
         Ok(Committed::New)
     }

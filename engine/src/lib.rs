@@ -4,7 +4,7 @@
 //!
 //! It knows nothing of HTTP: the daemon calls typed methods and maps [`Error`] to responses in one
 //! place. Durability contract (DESIGN.md section 4): when a commit returns Ok, the blob's file was
-//! fsynced, renamed into place, its directory fsynced, and the index write flushed.
+//! fsynced, linked into place, its directory fsynced, and the index write flushed.
 
 pub mod blob_store;
 pub mod digest;
@@ -139,7 +139,7 @@ impl Inner {
             self.catalog.repo_by_name(repo)?.map(|r| r.id).ok_or_else(|| Error::RepositoryUnknown(repo.to_string()))?;
         let committed = match self.blobs.commit(self.io.as_ref(), temp, digest) {
             Err(Error::Io { path, source }) if path != temp && source.kind() != std::io::ErrorKind::NotFound => {
-                // A failed directory fsync: the rename's durability is unknown.
+                // A failed directory fsync: the link's durability is unknown.
                 return Err(self.poison(&path, source));
             }
             other => other?,
@@ -204,6 +204,19 @@ impl Engine {
                 );
                 inner.discard_upload(&rec.id, true);
                 continue;
+            }
+            // A crash after a finished upload was linked into the store but before it was recorded
+            // leaves the upload file sharing its inode with an unrecorded blob file. Resuming the
+            // upload truncates its file to the durable offset, which must never touch a blob
+            // file: give the upload its own copy first.
+            if std::fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::nlink(&m) > 1).unwrap_or(false) {
+                let copy = inner.uploads_dir.join(format!("{}.unshare", rec.id));
+                let unshare = || -> std::io::Result<()> {
+                    std::fs::copy(&path, &copy)?;
+                    std::fs::File::open(&copy)?.sync_all()?;
+                    std::fs::rename(&copy, &path)
+                };
+                unshare().map_err(|e| Error::io(&path, e))?;
             }
             known.insert(rec.id.clone());
             let session = Session {

@@ -202,6 +202,8 @@ impl UploadWriter {
             if recorded {
                 inner.catalog.delete_upload(&id)?;
             }
+            // The blob is recorded under its own name: the upload's name for the file can go.
+            inner.discard_upload(&id, false);
             Ok(info)
         })
         .await

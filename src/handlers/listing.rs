@@ -38,14 +38,26 @@ impl App {
     }
 
     /// `GET /v2/_catalog`.
-    pub(super) async fn catalog(&self, page: Page) -> Result<Resp, ApiError> {
+    /// Only repositories the caller may READ, and none in the trash, are listed.
+    pub(super) async fn catalog(&self, page: Page, who: &crate::auth::Authenticated) -> Result<Resp, ApiError> {
         let n = self.page_size(&page);
-        let names = if n == 0 {
-            Vec::new()
-        } else {
-            self.engine.catalog().list_repo_names(page.last.as_deref(), n + 1)?.into_iter().map(|(n, _)| n).collect()
-        };
-        let mut names: Vec<String> = names;
+        let mut names: Vec<String> = Vec::new();
+        let mut cursor = page.last.clone();
+        // Scan in batches until a page of visible names (plus one, to know if there is more) is
+        // found or the repositories run out.
+        while n > 0 && names.len() <= n {
+            let batch = self.engine.catalog().list_repo_names(cursor.as_deref(), 256)?;
+            let Some((last, _)) = batch.last() else { break };
+            cursor = Some(last.clone());
+            for (name, id) in batch {
+                if self.visible_repo(&who.caller, &name, id)? {
+                    names.push(name);
+                    if names.len() > n {
+                        break;
+                    }
+                }
+            }
+        }
         let more = names.len() > n;
         names.truncate(n);
         let body = serde_json::to_vec(&serde_json::json!({ "repositories": names })).unwrap_or_default();
@@ -97,6 +109,23 @@ impl App {
             resp.headers_mut().insert("oci-filters-applied", HeaderValue::from_static("artifactType"));
         }
         Ok(resp)
+    }
+}
+
+impl App {
+    /// May the caller see this repository in listings (READ, not in the trash)?
+    pub(crate) fn visible_repo(&self, caller: &crate::access::rules::Caller, name: &str, id: u64) -> Result<bool, ApiError> {
+        let project = name.split('/').next().unwrap_or("");
+        let facts = self.auth.store.repo_facts(name, project)?;
+        if facts.trashed.is_some() || !facts.project_exists {
+            return Ok(caller.is_admin() && facts.trashed.is_none());
+        }
+        let _ = id;
+        let acl = match facts.repo_acl {
+            Some(a) => a,
+            None => facts.project_acl,
+        };
+        Ok(crate::access::rules::can(caller, &acl, crate::access::rules::AccessType::Read))
     }
 }
 

@@ -11,9 +11,6 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use stowage_engine::{ManifestRecord, RepoRecord};
 
-/// Who pushed, for the tag history, until the access model names the caller.
-const ANONYMOUS: &str = "anonymous";
-
 impl App {
     fn resolve(
         &self,
@@ -82,6 +79,7 @@ impl App {
         name: &RepositoryName,
         reference: &Reference,
         req: Request<Incoming>,
+        who: &crate::auth::Authenticated,
     ) -> Result<Resp, ApiError> {
         self.engine.check_writable()?;
         let content_type = header_str(&req, "content-type").map(str::to_string);
@@ -118,7 +116,7 @@ impl App {
             created: stowage_engine::index::catalog::now_secs(),
         };
         self.engine.put_small_blob(name.as_str(), &digest, bytes.clone()).await?;
-        let tag = reference.as_tag().map(|t| (t.as_str(), ANONYMOUS));
+        let tag = reference.as_tag().map(|t| (t.as_str(), who.caller.name()));
         let missing = self.engine.put_manifest(repo.id, &digest, &rec, tag)?;
         if !missing.is_empty() {
             // A blob was deleted between the check above and the write.

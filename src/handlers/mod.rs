@@ -5,11 +5,16 @@
 mod blobs;
 mod listing;
 mod manifests;
+mod token;
 mod uploads;
 
+pub use token::form_pairs;
+
+use crate::access::rules::{decide, RegistryAction};
+use crate::auth::{Auth, AuthError, Authenticated};
 use crate::config::Settings;
 use crate::error::{ApiError, Code};
-use crate::router::Endpoint;
+use crate::router::{Action, Endpoint};
 use crate::server::{empty, full, Body};
 use bytes::{Bytes, BytesMut};
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -24,6 +29,7 @@ use stowage_engine::{Digest, Engine, RepoRecord, UploadWriter};
 pub struct App {
     pub settings: Settings,
     pub engine: Engine,
+    pub auth: Auth,
     manifest_cache: ManifestCache,
 }
 
@@ -56,10 +62,11 @@ impl ManifestCache {
 const MANIFEST_CACHE_BYTES: usize = 64 << 20;
 
 impl App {
-    pub fn new(settings: Settings, engine: Engine) -> App {
+    pub fn new(settings: Settings, engine: Engine, auth: Auth) -> App {
         App {
             settings,
             engine,
+            auth,
             manifest_cache: ManifestCache { map: Mutex::new((HashMap::new(), 0)), budget_bytes: MANIFEST_CACHE_BYTES },
         }
     }
@@ -80,32 +87,98 @@ impl App {
     }
 
     async fn route(&self, req: Request<Incoming>) -> Result<Resp, ApiError> {
-        let ep = Endpoint::parse(req.method(), req.uri().path(), req.uri().query())?.ok_or_else(|| {
-            ApiError::not_found(Code::Unsupported, format!("{} is not served here", req.uri().path()))
-        })?;
+        let Some(ep) = Endpoint::parse(req.method(), req.uri().path(), req.uri().query())? else {
+            return match req.uri().path().strip_prefix("/api/v1/") {
+                Some(_) => Ok(self.api(req).await),
+                None => Err(ApiError::not_found(Code::Unsupported, format!("{} is not served here", req.uri().path()))),
+            };
+        };
+        if let Endpoint::Token { post } = ep {
+            return if post { self.token_post(req).await } else { self.token_get(req).await };
+        }
+        let who = self.authorize(&ep, req.headers()).await?;
         match ep {
+            Endpoint::Token { .. } => Err(ApiError::internal("token endpoint reached dispatch", &"unreachable")),
             Endpoint::Base => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
             Endpoint::Healthz => Ok(text_response(StatusCode::OK, "ok\n")),
             Endpoint::Readyz => match self.engine.check_writable() {
                 Ok(()) => Ok(text_response(StatusCode::OK, "ready\n")),
                 Err(e) => Ok(text_response(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {e}\n"))),
             },
-            Endpoint::Catalog(page) => self.catalog(page).await,
+            Endpoint::Catalog(page) => self.catalog(page, &who).await,
             Endpoint::BlobGet { name, digest, head } => self.blob_get(&name, &digest, head, req).await,
             Endpoint::BlobDelete { name, digest } => self.blob_delete(&name, &digest).await,
             Endpoint::UploadStart { name, digest, mount, from } => {
-                self.upload_start(&name, digest, mount, from, req).await
+                self.upload_start(&name, digest, mount, from, req, &who).await
             }
             Endpoint::UploadStatus { name, id } => self.upload_status(&name, &id).await,
             Endpoint::UploadPatch { name, id } => self.upload_patch(&name, &id, req).await,
             Endpoint::UploadFinish { name, id, digest } => self.upload_finish(&name, &id, &digest, req).await,
             Endpoint::UploadCancel { name, id } => self.upload_cancel(&name, &id).await,
             Endpoint::ManifestGet { name, reference, head } => self.manifest_get(&name, &reference, head).await,
-            Endpoint::ManifestPut { name, reference } => self.manifest_put(&name, &reference, req).await,
+            Endpoint::ManifestPut { name, reference } => self.manifest_put(&name, &reference, req, &who).await,
             Endpoint::ManifestDelete { name, reference } => self.manifest_delete(&name, &reference).await,
             Endpoint::TagsList { name, page } => self.tags_list(&name, page).await,
             Endpoint::Referrers { name, digest, artifact_type } => self.referrers(&name, &digest, artifact_type).await,
         }
+    }
+
+    /// Authenticates the request and applies the rules of DESIGN.md section 2 to the endpoint's
+    /// action, at request time (so trash and revocation act at once). Anonymous callers, and
+    /// tokens that lack an action the rules would allow, get a 401 challenge naming the scope to
+    /// ask for; a known caller the rules refuse gets 403 DENIED naming the failed rule.
+    async fn authorize(&self, ep: &Endpoint, headers: &http::HeaderMap) -> Result<Authenticated, ApiError> {
+        let scope_of = |name: &str, act: RegistryAction| match act {
+            RegistryAction::Pull => format!("repository:{name}:pull"),
+            RegistryAction::Push => format!("repository:{name}:pull,push"),
+            RegistryAction::Delete => format!("repository:{name}:delete"),
+        };
+        let who = match self.auth.authenticate(headers).await {
+            Ok(w) => w,
+            Err(AuthError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                let scope = ep.name().zip(registry_action(ep.action())).map(|(n, a)| scope_of(n.as_str(), a));
+                return Err(self.challenge(scope.as_deref(), &e.to_string()));
+            }
+        };
+        let anonymous = who.caller.user.is_none();
+        match ep.action() {
+            Action::None => {
+                if matches!(ep, Endpoint::Base) && anonymous && who.claims.is_none() {
+                    return Err(self.challenge(None, "authentication required; run docker login or ask for a token"));
+                }
+            }
+            Action::Catalog => {
+                if anonymous {
+                    return Err(self.challenge(Some("registry:catalog:*"), "log in to list repositories"));
+                }
+            }
+            action => {
+                let (Some(name), Some(act)) = (ep.name(), registry_action(action)) else { return Ok(who) };
+                let facts = self.auth.store.repo_facts(name.as_str(), name.project())?;
+                if let Err(d) = decide(&who.caller, act, &facts) {
+                    if d.wants_login() {
+                        return Err(self.challenge(Some(&scope_of(name.as_str(), act)), &d.to_string()));
+                    }
+                    return Err(ApiError::new(StatusCode::FORBIDDEN, Code::Denied, d.to_string()));
+                }
+                if let Some(c) = &who.claims {
+                    if !c.grants(name.as_str(), act.as_str()) {
+                        return Err(self.challenge(
+                            Some(&scope_of(name.as_str(), act)),
+                            &format!("the token does not grant {} on {name}; ask for a new token", act.as_str()),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(who)
+    }
+
+    /// 401 with the Bearer challenge that sends the client to the token endpoint.
+    fn challenge(&self, scope: Option<&str>, message: &str) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, message)
+            .with_header(header::WWW_AUTHENTICATE, &self.auth.challenge(scope))
     }
 
     /// The repository record, or NAME_UNKNOWN.
@@ -196,6 +269,15 @@ impl App {
             }
         }
         Ok(buf.freeze())
+    }
+}
+
+fn registry_action(a: Action) -> Option<RegistryAction> {
+    match a {
+        Action::Pull => Some(RegistryAction::Pull),
+        Action::Push => Some(RegistryAction::Push),
+        Action::Delete => Some(RegistryAction::Delete),
+        Action::None | Action::Catalog => None,
     }
 }
 

@@ -44,6 +44,14 @@ impl App {
         Ok(Some(len))
     }
 
+    /// Mount rule: the caller may pull from the source repository (rules and token both).
+    fn may_pull(&self, who: &crate::auth::Authenticated, from: &str) -> Result<bool, ApiError> {
+        let Ok(src) = from.parse::<RepositoryName>() else { return Ok(false) };
+        let facts = self.auth.store.repo_facts(src.as_str(), src.project())?;
+        let allowed = crate::access::rules::decide(&who.caller, crate::access::rules::RegistryAction::Pull, &facts).is_ok();
+        Ok(allowed && who.claims.as_ref().is_none_or(|c| c.grants(src.as_str(), "pull")))
+    }
+
     /// end-4a/4b/11: `POST /v2/<name>/blobs/uploads/`.
     pub(super) async fn upload_start(
         &self,
@@ -52,6 +60,7 @@ impl App {
         mount: Option<Digest>,
         from: Option<String>,
         req: Request<Incoming>,
+        who: &crate::auth::Authenticated,
     ) -> Result<Resp, ApiError> {
         self.engine.check_writable()?;
         let (repo, _) = self.engine.catalog().ensure_repo(name.as_str(), name.project())?;
@@ -59,7 +68,8 @@ impl App {
             // Mount only from a named repository that references the blob; otherwise (or without
             // `from`) fall through to a normal upload, as the spec allows.
             let source = match from.as_deref() {
-                Some(f) => self.engine.catalog().repo_by_name(f)?,
+                Some(f) if self.may_pull(who, f)? => self.engine.catalog().repo_by_name(f)?,
+                Some(_) => None,
                 None => Some(repo.clone()),
             };
             if let Some(src) = source {
@@ -73,8 +83,21 @@ impl App {
             // end-4b: the whole blob in the POST body.
             self.check_declared_length(&req, 0)?;
             let mut w = self.engine.put_blob_writer(name.as_str()).await?;
-            self.stream_body(req.into_body(), &mut w).await?;
-            w.finish(&d).await?;
+            let id = w.id().to_string();
+            let streamed = self.stream_body(req.into_body(), &mut w).await;
+            let finished = match streamed {
+                Ok(_) => w.finish(&d).await.map_err(ApiError::from),
+                Err(e) => {
+                    drop(w);
+                    Err(e)
+                }
+            };
+            if let Err(e) = finished {
+                // A one-shot upload cannot be resumed: free its session and temp file now instead
+                // of leaving them until the next restart. Already gone (digest mismatch) is fine.
+                let _ = self.engine.cancel_upload(&id).await;
+                return Err(e);
+            }
             return Ok(Self::blob_created(name, &d));
         }
         let st = self.engine.start_upload(name.as_str())?;

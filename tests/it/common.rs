@@ -31,6 +31,7 @@ impl TestServer {
     /// Starts a server on an existing data dir (restart tests).
     pub fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Settings)) -> TestServer {
         let mut settings = Settings::for_data_dir(dir.path());
+        settings.admin_password = Some(ADMIN_PASSWORD.to_string());
         tweak(&mut settings);
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         std_listener.set_nonblocking(true).expect("nonblocking");
@@ -61,8 +62,43 @@ impl TestServer {
             thread: Some(thread),
         };
         server.wait_ready();
+        server.ensure_projects();
         server
     }
+
+    /// Makes sure projects syn1 and syn2 exist (the first two entities of a fresh server), so
+    /// tests can push to `syn1/...` and `syn2/...` as admin.
+    fn ensure_projects(&self) {
+        let url = self.url.clone();
+        // A thread of its own: the caller may already be inside a runtime.
+        std::thread::spawn(move || ensure_projects_at(&url)).join().expect("project setup");
+    }
+}
+
+fn ensure_projects_at(url: &str) {
+    {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            for (id, name) in [("syn1", "test"), ("syn2", "other")] {
+                let r = client().get(format!("{url}/api/v1/projects/{id}")).send().await.expect("get project");
+                if r.status() == 200 {
+                    continue;
+                }
+                let r = client()
+                    .post(format!("{url}/api/v1/projects"))
+                    .json(&serde_json::json!({ "name": name }))
+                    .send()
+                    .await
+                    .expect("create project");
+                assert_eq!(r.status(), 201, "create project {name}");
+                let v: serde_json::Value = r.json().await.expect("project json");
+                assert_eq!(v["id"], id, "projects of a fresh test server get the first ids");
+            }
+        });
+    }
+}
+
+impl TestServer {
 
     fn wait_ready(&self) {
         for _ in 0..200 {
@@ -107,8 +143,25 @@ impl Drop for TestServer {
     }
 }
 
-/// A plain HTTP client that does not follow redirects.
+/// Password of the `admin` user of test servers.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+/// An HTTP client that does not follow redirects and sends the admin's Basic credentials.
 pub fn client() -> reqwest::Client {
+    client_as("admin", ADMIN_PASSWORD)
+}
+
+/// A client sending `user`'s Basic credentials.
+pub fn client_as(user: &str, password: &str) -> reqwest::Client {
+    use base64::Engine as _;
+    let mut h = reqwest::header::HeaderMap::new();
+    let cred = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    h.insert(reqwest::header::AUTHORIZATION, format!("Basic {cred}").parse().expect("header"));
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).default_headers(h).build().expect("client")
+}
+
+/// A client with no credentials.
+pub fn anonymous() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 

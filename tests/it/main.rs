@@ -3,3 +3,9 @@
 
 mod common;
 mod smoke;
+mod spec;
+mod blobs;
+mod uploads;
+mod manifests;
+mod listing;
+mod server;

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Compare Stowage against Debian's docker-registry (and a bare hyper server,
+# the "ceiling") with benches/load.rs.
+#
+#   benches/compare.sh [--quick] [--no-build] [--size-mib N] [--seconds N] [--concurrency N]
+#
+# Starts, each on a free 127.0.0.1 port with its own temp dir:
+#   * docker-registry (/usr/bin/docker-registry serve CONFIG, filesystem storage)
+#   * stowage (target/release/stowage serve --listen 127.0.0.1:PORT --data-dir DIR),
+#     skipped with a note if it cannot be built/started
+#   * the hyper ceiling (benches/ceiling.rs), GET only
+# runs the load bench against each, prints every table, a combined table and
+# stowage/docker-registry ratios, then kills the servers and removes the temp
+# dirs (trap). Extra args are passed to the load bench.
+# Env: STOWAGE_BIN (default target/release/stowage), LOAD_BIN / CEILING_BIN
+# (prebuilt bench executables; default: built with `cargo bench --no-run`).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+
+QUICK=""
+BUILD=1
+LOAD_ARGS=()
+SECONDS_ARG=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=--quick ;;
+        --no-build) BUILD=0 ;;
+        --seconds) SECONDS_ARG="$2"; LOAD_ARGS+=("$1" "$2"); shift ;;
+        --size-mib|--concurrency|--timeout-secs) LOAD_ARGS+=("$1" "$2"); shift ;;
+        *) LOAD_ARGS+=("$1") ;;
+    esac
+    shift
+done
+HEY_SECONDS="${SECONDS_ARG:-$([ -n "$QUICK" ] && echo 3 || echo 10)}"
+
+log() { echo "compare: $*" >&2; }
+
+WORK="$(mktemp -d /tmp/stowage-compare-XXXXXX)"
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        # bounded wait, then SIGKILL
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+    done
+    return 1
+}
+
+# wait_http URL PID: until anything answers HTTP on URL (max 30 s) or PID dies.
+wait_http() {
+    for _ in $(seq 1 150); do
+        curl -s -o /dev/null --max-time 2 "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.2
+    done
+    return 1
+}
+
+bench_exe() { # bench_exe NAME -> path of the compiled bench binary
+    cargo bench --bench "$1" --no-run 2>&1 | tee "$WORK/build-$1.log" >&2
+    sed -n 's/.*Executable .*(\(.*\))$/\1/p' "$WORK/build-$1.log" | tail -1
+}
+
+LOAD_BIN="${LOAD_BIN:-}"
+CEILING_BIN="${CEILING_BIN:-}"
+[ -n "$LOAD_BIN" ] || LOAD_BIN="$(bench_exe load)"
+if [ -z "$LOAD_BIN" ] || ! [ -x "$LOAD_BIN" ]; then log "could not build benches/load.rs"; exit 1; fi
+if [ -z "$CEILING_BIN" ] && [ -f benches/ceiling.rs ]; then
+    CEILING_BIN="$(bench_exe ceiling || true)"
+fi
+
+RESULTS="$WORK/results.tsv"
+: > "$RESULTS"
+
+run_load() { # run_load LABEL URL [extra load args...]
+    local label="$1" url="$2"; shift 2
+    log "load against $label ($url)"
+    local out="$WORK/load-$label.out"
+    # load.rs bounds itself (--timeout-secs, default 900); timeout is a backstop.
+    if timeout 1200 "$LOAD_BIN" $QUICK --url "$url" --label "$label" "$@" ${LOAD_ARGS[@]+"${LOAD_ARGS[@]}"} \
+        > "$out"; then
+        grep -v '^LOAD_RESULT' "$out"
+        grep '^LOAD_RESULT' "$out" >> "$RESULTS" || true
+    else
+        cat "$out"
+        log "load against $label FAILED"
+    fi
+}
+
+# --- docker-registry -------------------------------------------------------
+if command -v docker-registry >/dev/null 2>&1; then
+    DR_PORT="$(free_port)"
+    mkdir -p "$WORK/docker-registry/data"
+    cat > "$WORK/docker-registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: $WORK/docker-registry/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$DR_PORT
+  secret: stowage-compare-not-secret
+EOF
+    docker-registry serve "$WORK/docker-registry/config.yml" > "$WORK/docker-registry/log" 2>&1 &
+    DR_PID=$!
+    PIDS+=("$DR_PID")
+    if wait_http "http://127.0.0.1:$DR_PORT/v2/" "$DR_PID"; then
+        run_load docker-registry "http://127.0.0.1:$DR_PORT" --pid "$DR_PID"
+    else
+        log "docker-registry did not start:"; cat "$WORK/docker-registry/log" >&2
+    fi
+    kill "$DR_PID" 2>/dev/null || true
+else
+    log "docker-registry not installed (apt-get install docker-registry): skipped"
+fi
+
+# --- stowage -----------------------------------------------------------------
+STOWAGE_BIN="${STOWAGE_BIN:-$ROOT/target/release/stowage}"
+if [ "$BUILD" = 1 ]; then
+    log "cargo build --release --bin stowage"
+    cargo build --release --bin stowage >&2 || log "release build of stowage failed"
+fi
+if [ -x "$STOWAGE_BIN" ]; then
+    ST_PORT="$(free_port)"
+    mkdir -p "$WORK/stowage/data"
+    # Stowage always authenticates: bootstrap `admin` with a throwaway
+    # password, create a project (images are named <project id>/<repo>).
+    ST_PW="bench-$RANDOM$RANDOM"
+    STOWAGE_ADMIN_PASSWORD="$ST_PW" "$STOWAGE_BIN" serve --listen "127.0.0.1:$ST_PORT" \
+        --data-dir "$WORK/stowage/data" > "$WORK/stowage/log" 2>&1 &
+    ST_PID=$!
+    PIDS+=("$ST_PID")
+    if wait_http "http://127.0.0.1:$ST_PORT/v2/" "$ST_PID"; then
+        ST_PROJECT="$(curl -s --max-time 10 -u "admin:$ST_PW" -H 'content-type: application/json' \
+            -d '{"name":"load-bench"}' "http://127.0.0.1:$ST_PORT/api/v1/projects" \
+            | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')"
+        if [ -n "$ST_PROJECT" ]; then
+            run_load stowage "http://127.0.0.1:$ST_PORT" --pid "$ST_PID" \
+                --user "admin:$ST_PW" --repo "$ST_PROJECT/bench"
+        else
+            log "could not create a stowage project (POST /api/v1/projects)"; tail -20 "$WORK/stowage/log" >&2
+        fi
+    else
+        log "stowage did not start:"; tail -30 "$WORK/stowage/log" >&2
+    fi
+    kill "$ST_PID" 2>/dev/null || true
+else
+    log "no stowage binary at $STOWAGE_BIN: skipped"
+fi
+
+# --- hyper ceiling -------------------------------------------------------------
+if [ -n "$CEILING_BIN" ] && [ -x "$CEILING_BIN" ]; then
+    CE_PORT="$(free_port)"
+    "$CEILING_BIN" --port "$CE_PORT" --seconds $((HEY_SECONDS + 60)) > "$WORK/ceiling.log" 2>&1 &
+    CE_PID=$!
+    PIDS+=("$CE_PID")
+    if wait_http "http://127.0.0.1:$CE_PORT/" "$CE_PID"; then
+        run_load "hyper-ceiling" "http://127.0.0.1:$CE_PORT/v2/x/manifests/load" --get-only
+    else
+        log "ceiling server did not start"; cat "$WORK/ceiling.log" >&2
+    fi
+    kill "$CE_PID" 2>/dev/null || true
+fi
+
+# --- summary -------------------------------------------------------------------
+echo
+echo "## Summary ($(nproc) cores; hey runs on the same machine, ${HEY_SECONDS}s per hey run)"
+echo
+echo "| target | push MB/s | pull MB/s | manifest GET req/s | p99 ms | HEAD blob req/s | p99 ms | CPU s/GiB |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $2,$3,$4,$5,$6,$7,$8,$9 }' "$RESULTS"
+awk -F'\t' '
+    $2 == "docker-registry" { for (i = 3; i <= 9; i++) d[i] = $i; have_d = 1 }
+    $2 == "stowage"         { for (i = 3; i <= 9; i++) s[i] = $i; have_s = 1 }
+    END {
+        if (!(have_d && have_s)) exit
+        printf "| **stowage / docker-registry** |"
+        for (i = 3; i <= 9; i++) {
+            if (s[i] == "-" || d[i] == "-" || d[i] + 0 == 0) printf " - |"
+            else printf " %.2fx |", s[i] / d[i]
+        }
+        printf "\n\n(throughput columns: higher is better; p99 and CPU s/GiB: lower is better)\n"
+    }' "$RESULTS"

@@ -1,0 +1,171 @@
+//! Criterion benchmarks of the blob engine: hashing speed, streaming a large blob through an upload
+//! into a durable commit on each I/O backend, and index reads of tags. Compare `upload_commit` with
+//! `benches/dd-reference.sh` (dd with fdatasync on the same file system) to see the engine's
+//! overhead over the disk.
+//!
+//! `STOWAGE_BENCH_BYTES` sets the blob size of `upload_commit` (default 1 GiB; 256 MiB with
+//! `--quick`). Data lives under the target directory's tmp, the file system dd-reference.sh uses.
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use std::time::{Duration, Instant};
+use stowage_engine::digest::Hasher;
+use stowage_engine::index::catalog::now_secs;
+use stowage_engine::index::codec::encode;
+use stowage_engine::index::{Batch, Tree};
+use stowage_engine::io::IoChoice;
+use stowage_engine::{Algorithm, Digest, Engine, EngineConfig, TagRecord};
+
+const MIB: usize = 1 << 20;
+
+fn bench_dir() -> tempfile::TempDir {
+    let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(base).expect("create the target tmp dir");
+    tempfile::tempdir_in(base).expect("create a bench dir")
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1]).collect()
+}
+
+fn sha256(c: &mut Criterion) {
+    let data = pattern(64 * MIB);
+    let mut g = c.benchmark_group("sha256");
+    g.throughput(Throughput::Bytes(data.len() as u64)).sample_size(10);
+    g.bench_function("hasher_64MiB_in_1MiB_updates", |b| {
+        b.iter(|| {
+            let mut h = Hasher::new(Algorithm::Sha256);
+            for chunk in data.chunks(MIB) {
+                h.update(chunk);
+            }
+            h.finish()
+        })
+    });
+    g.finish();
+}
+
+fn upload_bytes() -> usize {
+    if let Some(v) = std::env::var("STOWAGE_BENCH_BYTES").ok().and_then(|v| v.parse::<usize>().ok()) {
+        return v.max(MIB) / MIB * MIB;
+    }
+    if std::env::args().any(|a| a == "--quick") {
+        256 * MIB
+    } else {
+        1024 * MIB
+    }
+}
+
+fn upload_commit(c: &mut Criterion) {
+    let total = upload_bytes();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    // Every chunk but the last is shared; the last carries a counter so each commit is a new blob
+    // (not deduplicated), and the hash of the shared prefix is computed once.
+    let body: Vec<Bytes> = (0..total / MIB - 1).map(|_| Bytes::from(pattern(MIB))).collect();
+    let mut prefix = ring::digest::Context::new(&ring::digest::SHA256);
+    for chunk in &body {
+        prefix.update(chunk);
+    }
+    let mut g = c.benchmark_group("upload_commit");
+    g.throughput(Throughput::Bytes(total as u64))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5));
+    for io in [IoChoice::StdFs, IoChoice::IoUring] {
+        let dir = bench_dir();
+        let mut cfg = EngineConfig::new(dir.path());
+        cfg.io = io;
+        let engine = Engine::open(cfg).expect("open engine");
+        engine.catalog().ensure_repo("bench/app", "bench").expect("repo");
+        let mut counter = 0u64;
+        let id = BenchmarkId::new(engine.io_backend(), format!("{}MiB", total / MIB));
+        g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    counter += 1;
+                    let mut last = pattern(MIB);
+                    last[..8].copy_from_slice(&counter.to_le_bytes());
+                    let mut ctx = prefix.clone();
+                    ctx.update(&last);
+                    let digest = Digest::from_raw(Algorithm::Sha256, ctx.finish().as_ref()).expect("digest");
+                    let last = Bytes::from(last);
+                    let start = Instant::now();
+                    rt.block_on(async {
+                        let mut w = engine.put_blob_writer("bench/app").await.expect("writer");
+                        for chunk in &body {
+                            w.write(chunk.clone()).await.expect("write");
+                        }
+                        w.write(last).await.expect("write");
+                        let info = w.finish(&digest).await.expect("finish");
+                        assert!(info.new);
+                    });
+                    elapsed += start.elapsed();
+                    // Keep the disk from filling up: the record stays, the file goes.
+                    let _ = std::fs::remove_file(dir.path().join("blobs").join(digest.relative_path()));
+                }
+                elapsed
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Writes `n` tags named by `name(i)` into repository `repo` with big index batches.
+fn fill_tags(engine: &Engine, repo: u64, n: usize, name: impl Fn(usize) -> String) {
+    let rec = encode(&TagRecord {
+        digest: Digest::of(Algorithm::Sha256, b"manifest"),
+        time: now_secs(),
+        pusher: "bench".to_string(),
+    });
+    for start in (0..n).step_by(100_000) {
+        let mut b = Batch::default();
+        for i in start..(start + 100_000).min(n) {
+            // Tag keys: repository id big-endian (so a repository's tags are contiguous) ++ tag.
+            let mut key = repo.to_be_bytes().to_vec();
+            key.extend_from_slice(name(i).as_bytes());
+            b.put(Tree::Tags, key, rec.clone());
+        }
+        engine.catalog().commit(b).expect("tag batch");
+    }
+}
+
+fn tags(c: &mut Criterion) {
+    let dir = bench_dir();
+    let mut cfg = EngineConfig::new(dir.path());
+    cfg.io = IoChoice::StdFs;
+    let engine = Engine::open(cfg).expect("open engine");
+    let (small, _) = engine.catalog().ensure_repo("bench/tags10k", "bench").expect("repo");
+    let (big, _) = engine.catalog().ensure_repo("bench/tags1m", "bench").expect("repo");
+    fill_tags(&engine, small.id, 10_000, |i| format!("v{i}"));
+    fill_tags(&engine, big.id, 1_000_000, |i| format!("t{i:07}"));
+
+    let mut g = c.benchmark_group("tag_lookup");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("tag_of_10k", |b| {
+        b.iter(|| engine.catalog().tag(small.id, "v123").expect("lookup").expect("tag exists"))
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("tag_list");
+    g.throughput(Throughput::Elements(1_000_000)).sample_size(10).sampling_mode(SamplingMode::Flat);
+    g.bench_function("1M_tags_in_pages_of_1000", |b| {
+        b.iter(|| {
+            let mut after: Option<String> = None;
+            let mut seen = 0usize;
+            loop {
+                let page = engine.catalog().list_tags(big.id, after.as_deref(), 1000).expect("page");
+                seen += page.len();
+                match page.into_iter().last() {
+                    Some(last) => after = Some(last),
+                    None => break,
+                }
+            }
+            assert_eq!(seen, 1_000_000);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, sha256, upload_commit, tags);
+criterion_main!(benches);

@@ -1,0 +1,308 @@
+//! Records of the access model and their storage in the engine's keyed trees: users, teams,
+//! projects, ACLs, personal access tokens, the trash and external repositories. It also gathers
+//! the [`RepoFacts`] the rules decide on. It never decides anything itself.
+
+use super::rules::{AccessType, Acl, AclEntry, Caller, CallerUser, Principal, RepoFacts, Scope};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use stowage_engine::index::catalog::now_secs;
+use stowage_engine::index::Tree;
+use stowage_engine::{Catalog, Engine, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub id: u64,
+    pub username: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub certified: bool,
+    pub admin: bool,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamRecord {
+    pub id: u64,
+    pub name: String,
+    pub members: BTreeSet<String>,
+}
+
+/// What an entity id (`syn<N>`) names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    Project,
+    Repository,
+    ExternalRepository,
+}
+
+/// Projects and external repositories (managed repositories live in the engine's repo records;
+/// they share the one `entity` id counter).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityRecord {
+    pub id: u64,
+    pub kind: EntityKind,
+    pub name: String,
+    /// For repositories: the owning project's id.
+    pub project: Option<u64>,
+    pub created_by: String,
+    pub created: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrashRecord {
+    pub id: u64,
+    pub kind: EntityKind,
+    pub name: String,
+    pub deleted_by: String,
+    pub deleted_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub username: String,
+    pub scopes: BTreeSet<Scope>,
+    /// SHA-256 of the secret part, hex.
+    pub secret_sha256: String,
+    pub created: i64,
+    pub expires: i64,
+    pub revoked: bool,
+}
+
+pub fn entity_key(id: u64) -> [u8; 8] {
+    id.to_be_bytes()
+}
+
+/// Parses `syn<N>`.
+pub fn parse_entity_id(s: &str) -> Option<u64> {
+    s.strip_prefix("syn").filter(|n| !n.starts_with('0') || *n == "0").and_then(|n| n.parse().ok())
+}
+
+pub fn syn(id: u64) -> String {
+    format!("syn{id}")
+}
+
+/// The access-model view over the engine's index.
+#[derive(Clone)]
+pub struct Store {
+    engine: Engine,
+}
+
+impl Store {
+    pub fn new(engine: Engine) -> Store {
+        Store { engine }
+    }
+
+    pub fn cat(&self) -> &Catalog {
+        self.engine.catalog()
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    // ---- users and teams ----
+
+    pub fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        self.cat().get(Tree::Users, name.as_bytes())
+    }
+
+    /// Creates a user; false if the name is taken.
+    pub fn create_user(&self, username: &str, password_hash: String, admin: bool) -> Result<Option<UserRecord>> {
+        let id = self.cat().next_id("user")?;
+        let rec = UserRecord { id, username: username.to_string(), password_hash, certified: admin, admin, created: now_secs() };
+        Ok(self.cat().insert_new(Tree::Users, username.as_bytes(), &rec)?.then_some(rec))
+    }
+
+    pub fn put_user(&self, rec: &UserRecord) -> Result<()> {
+        self.cat().put(Tree::Users, rec.username.as_bytes(), rec)
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        Ok(self.cat().scan::<UserRecord>(Tree::Users, b"", None, usize::MAX)?.into_iter().map(|(_, u)| u).collect())
+    }
+
+    pub fn team(&self, id: u64) -> Result<Option<TeamRecord>> {
+        self.cat().get(Tree::Teams, &id.to_be_bytes())
+    }
+
+    pub fn put_team(&self, t: &TeamRecord) -> Result<()> {
+        self.cat().put(Tree::Teams, &t.id.to_be_bytes(), t)
+    }
+
+    pub fn create_team(&self, name: &str) -> Result<TeamRecord> {
+        let id = self.cat().next_id("team")?;
+        let t = TeamRecord { id, name: name.to_string(), members: BTreeSet::new() };
+        self.put_team(&t)?;
+        Ok(t)
+    }
+
+    pub fn teams(&self) -> Result<Vec<TeamRecord>> {
+        Ok(self.cat().scan::<TeamRecord>(Tree::Teams, b"", None, usize::MAX)?.into_iter().map(|(_, t)| t).collect())
+    }
+
+    /// The caller for a user record, with its teams, and the scopes of its credential.
+    pub fn caller_for(&self, u: &UserRecord, scopes: Option<BTreeSet<Scope>>) -> Result<Caller> {
+        let teams = self.teams()?.into_iter().filter(|t| t.members.contains(&u.username)).map(|t| t.id).collect();
+        let via_token = scopes.is_some();
+        Ok(Caller {
+            user: Some(CallerUser { name: u.username.clone(), certified: u.certified, admin: u.admin, teams, via_token }),
+            scopes: scopes.unwrap_or_else(|| [Scope::View, Scope::Download, Scope::Modify].into_iter().collect()),
+        })
+    }
+
+    // ---- entities, ACLs, trash ----
+
+    pub fn entity(&self, id: u64) -> Result<Option<EntityRecord>> {
+        self.cat().get(Tree::Entities, &entity_key(id))
+    }
+
+    pub fn put_entity(&self, e: &EntityRecord) -> Result<()> {
+        self.cat().put(Tree::Entities, &entity_key(e.id), e)
+    }
+
+    /// Creates a project; its creator gets admin on it.
+    pub fn create_project(&self, name: &str, creator: &str) -> Result<EntityRecord> {
+        let id = self.cat().next_id("entity")?;
+        let e = EntityRecord {
+            id,
+            kind: EntityKind::Project,
+            name: name.to_string(),
+            project: None,
+            created_by: creator.to_string(),
+            created: now_secs(),
+        };
+        self.put_entity(&e)?;
+        let acl = Acl {
+            entries: vec![AclEntry {
+                principal: Principal::User(creator.to_string()),
+                access: AccessType::ALL.into_iter().collect(),
+            }],
+        };
+        self.set_acl(id, &acl)?;
+        Ok(e)
+    }
+
+    pub fn project(&self, id: u64) -> Result<Option<EntityRecord>> {
+        Ok(self.entity(id)?.filter(|e| e.kind == EntityKind::Project))
+    }
+
+    pub fn projects(&self) -> Result<Vec<EntityRecord>> {
+        Ok(self
+            .cat()
+            .scan::<EntityRecord>(Tree::Entities, b"", None, usize::MAX)?
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.kind == EntityKind::Project)
+            .collect())
+    }
+
+    pub fn external_repos(&self, project: u64) -> Result<Vec<EntityRecord>> {
+        Ok(self
+            .cat()
+            .scan::<EntityRecord>(Tree::Entities, b"", None, usize::MAX)?
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.kind == EntityKind::ExternalRepository && e.project == Some(project))
+            .collect())
+    }
+
+    pub fn acl(&self, id: u64) -> Result<Option<Acl>> {
+        self.cat().get(Tree::Acls, &entity_key(id))
+    }
+
+    pub fn set_acl(&self, id: u64, acl: &Acl) -> Result<()> {
+        self.cat().put(Tree::Acls, &entity_key(id), acl)
+    }
+
+    pub fn delete_acl(&self, id: u64) -> Result<()> {
+        self.cat().remove(Tree::Acls, &entity_key(id))
+    }
+
+    pub fn trash_record(&self, id: u64) -> Result<Option<TrashRecord>> {
+        self.cat().get(Tree::Trash, &entity_key(id))
+    }
+
+    pub fn put_trash(&self, t: &TrashRecord) -> Result<()> {
+        self.cat().put(Tree::Trash, &entity_key(t.id), t)
+    }
+
+    pub fn remove_trash(&self, id: u64) -> Result<()> {
+        self.cat().remove(Tree::Trash, &entity_key(id))
+    }
+
+    pub fn trash(&self) -> Result<Vec<TrashRecord>> {
+        Ok(self.cat().scan::<TrashRecord>(Tree::Trash, b"", None, usize::MAX)?.into_iter().map(|(_, t)| t).collect())
+    }
+
+    /// The benefactor ACL of a managed repository: its own, else its project's.
+    pub fn repo_benefactor(&self, repo_id: u64, project: Option<u64>) -> Result<(Acl, u64)> {
+        if let Some(a) = self.acl(repo_id)? {
+            return Ok((a, repo_id));
+        }
+        match project {
+            Some(p) => Ok((self.acl(p)?.unwrap_or_default(), p)),
+            None => Ok((Acl::default(), repo_id)),
+        }
+    }
+
+    /// Gathers what the rules need to decide on repository `name` (`<projectId>/<path>`).
+    pub fn repo_facts(&self, name: &str, project_component: &str) -> Result<RepoFacts> {
+        let project_id = parse_entity_id(project_component);
+        let project = match project_id {
+            Some(id) => self.project(id)?,
+            None => None,
+        };
+        let repo = self.cat().repo_by_name(name)?;
+        let mut trashed = None;
+        if let Some(p) = &project {
+            if self.trash_record(p.id)?.is_some() {
+                trashed = Some(format!("project {}", syn(p.id)));
+            }
+        }
+        let repo_acl = match &repo {
+            Some(r) => {
+                if trashed.is_none() && self.trash_record(r.id)?.is_some() {
+                    trashed = Some(name.to_string());
+                }
+                self.acl(r.id)?
+            }
+            None => None,
+        };
+        let project_acl = match &project {
+            Some(p) => self.acl(p.id)?.unwrap_or_default(),
+            None => Acl::default(),
+        };
+        Ok(RepoFacts {
+            name: name.to_string(),
+            project_id: project_component.to_string(),
+            project_exists: project.is_some(),
+            project_acl,
+            repo_exists: repo.is_some(),
+            repo_acl,
+            trashed,
+        })
+    }
+
+    // ---- personal access tokens ----
+
+    pub fn token(&self, id: &str) -> Result<Option<TokenRecord>> {
+        self.cat().get(Tree::Tokens, id.as_bytes())
+    }
+
+    pub fn put_token(&self, t: &TokenRecord) -> Result<()> {
+        self.cat().put(Tree::Tokens, t.id.as_bytes(), t)
+    }
+
+    pub fn tokens_of(&self, username: &str) -> Result<Vec<TokenRecord>> {
+        Ok(self
+            .cat()
+            .scan::<TokenRecord>(Tree::Tokens, b"", None, usize::MAX)?
+            .into_iter()
+            .map(|(_, t)| t)
+            .filter(|t| t.username == username)
+            .collect())
+    }
+}

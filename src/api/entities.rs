@@ -1,0 +1,465 @@
+//! Projects, repositories (managed and external), sharing settings, tags, commit history, the
+//! trash and storage use. Every entity has a `syn<N>` id from one counter.
+
+use super::{bad_request, err, forbidden, not_found, ApiErr, ApiResult, Call};
+use crate::access::rules::{can, level, AccessType, Acl, AclEntry, Principal};
+use crate::access::store::{parse_entity_id, syn, EntityKind, EntityRecord, TrashRecord};
+use crate::handlers::App;
+use crate::oci::{Digest, Tag};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use stowage_engine::index::catalog::now_secs;
+use stowage_engine::RepoRecord;
+
+/// What a `syn<N>` id names.
+enum Ent {
+    Project(EntityRecord),
+    Managed(RepoRecord),
+    External(EntityRecord),
+}
+
+impl Ent {
+    fn id(&self) -> u64 {
+        match self {
+            Ent::Project(e) | Ent::External(e) => e.id,
+            Ent::Managed(r) => r.id,
+        }
+    }
+
+    fn project_id(&self) -> Option<u64> {
+        match self {
+            Ent::Project(_) => None,
+            Ent::External(e) => e.project,
+            Ent::Managed(r) => parse_entity_id(&r.project),
+        }
+    }
+
+    fn kind(&self) -> EntityKind {
+        match self {
+            Ent::Project(_) => EntityKind::Project,
+            Ent::Managed(_) => EntityKind::Repository,
+            Ent::External(_) => EntityKind::ExternalRepository,
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Ent::Project(e) | Ent::External(e) => &e.name,
+            Ent::Managed(r) => &r.name,
+        }
+    }
+}
+
+const LIST_LIMIT_MAX: usize = 1000;
+
+impl App {
+    fn ent(&self, id: &str) -> Result<Ent, ApiErr> {
+        let n = parse_entity_id(id).ok_or_else(|| bad_request(format!("{id:?} is not an entity id like syn123")))?;
+        if let Some(r) = self.engine.catalog().repo(n)? {
+            return Ok(Ent::Managed(r));
+        }
+        match self.auth.store.entity(n)? {
+            Some(e) if e.kind == EntityKind::Project => Ok(Ent::Project(e)),
+            Some(e) => Ok(Ent::External(e)),
+            None => Err(not_found(format!("{id} does not exist"))),
+        }
+    }
+
+    /// The ACL that governs `e` and the id it belongs to.
+    fn benefactor(&self, e: &Ent) -> Result<(Acl, u64), ApiErr> {
+        match e {
+            Ent::Project(p) => Ok((self.auth.store.acl(p.id)?.unwrap_or_default(), p.id)),
+            _ => Ok(self.auth.store.repo_benefactor(e.id(), e.project_id())?),
+        }
+    }
+
+    fn in_trash(&self, e: &Ent) -> Result<bool, ApiErr> {
+        let s = &self.auth.store;
+        Ok(s.trash_record(e.id())?.is_some() || e.project_id().map(|p| s.trash_record(p)).transpose()?.flatten().is_some())
+    }
+
+    /// Resolves an id the caller may `access`; trashed entities are not found.
+    fn ent_with(&self, call: &Call, id: &str, access: AccessType) -> Result<Ent, ApiErr> {
+        let e = self.ent(id)?;
+        if self.in_trash(&e)? {
+            return Err(not_found(format!("{id} is in the trash; restore it with POST /api/v1/trash/{id}/restore")));
+        }
+        let (acl, _) = self.benefactor(&e)?;
+        if !can(&call.caller, &acl, AccessType::Read) {
+            if call.caller.user.is_none() {
+                return Err(err(StatusCode::UNAUTHORIZED, "unauthorized", format!("log in to see {id}")));
+            }
+            return Err(not_found(format!("{id} does not exist or you may not see it")));
+        }
+        if !can(&call.caller, &acl, access) {
+            return Err(forbidden(format!("{} has no {access:?} permission on {id}", call.caller.name())));
+        }
+        Ok(e)
+    }
+
+    fn ent_json(&self, e: &Ent) -> Result<Value, ApiErr> {
+        Ok(match e {
+            Ent::Project(p) => json!({ "id": syn(p.id), "kind": "project", "name": p.name, "created_by": p.created_by, "created": p.created }),
+            Ent::Managed(r) => json!({
+                "id": syn(r.id), "kind": "repository", "name": r.name, "project": r.project, "created": r.created,
+                "logical_bytes": r.logical_bytes, "local_sharing": self.auth.store.acl(r.id)?.is_some(),
+            }),
+            Ent::External(x) => json!({
+                "id": syn(x.id), "kind": "external_repository", "name": x.name, "project": x.project.map(syn),
+                "created_by": x.created_by, "created": x.created, "local_sharing": self.auth.store.acl(x.id)?.is_some(),
+            }),
+        })
+    }
+
+    pub(super) fn create_project(&self, call: &Call) -> ApiResult {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            name: String,
+        }
+        let me = call.user()?.to_string();
+        let b: Body = call.json()?;
+        let name = b.name.trim();
+        if name.is_empty() || name.len() > 256 {
+            return Err(bad_request("project name must be 1 to 256 characters"));
+        }
+        let p = self.auth.store.create_project(name, &me)?;
+        Ok((StatusCode::CREATED, self.ent_json(&Ent::Project(p))?))
+    }
+
+    pub(super) fn list_projects(&self, call: &Call) -> ApiResult {
+        let mut out = Vec::new();
+        for p in self.auth.store.projects()? {
+            let e = Ent::Project(p);
+            if self.in_trash(&e)? {
+                continue;
+            }
+            if can(&call.caller, &self.benefactor(&e)?.0, AccessType::Read) {
+                out.push(self.ent_json(&e)?);
+            }
+        }
+        Ok((StatusCode::OK, json!({ "projects": out })))
+    }
+
+    pub(super) fn get_project(&self, call: &Call, id: &str) -> ApiResult {
+        let e = self.ent_with(call, id, AccessType::Read)?;
+        if !matches!(e, Ent::Project(_)) {
+            return Err(not_found(format!("{id} is not a project")));
+        }
+        Ok((StatusCode::OK, self.ent_json(&e)?))
+    }
+
+    pub(super) fn project_repositories(&self, call: &Call, id: &str) -> ApiResult {
+        let Ent::Project(p) = self.ent_with(call, id, AccessType::Read)? else {
+            return Err(not_found(format!("{id} is not a project")));
+        };
+        let mut out = Vec::new();
+        let prefix = format!("{}/", syn(p.id));
+        for (name, rid) in self.engine.catalog().list_repo_names(Some(&syn(p.id)), usize::MAX)? {
+            if !name.starts_with(&prefix) {
+                break;
+            }
+            if let Some(r) = self.engine.catalog().repo(rid)? {
+                let e = Ent::Managed(r);
+                if !self.in_trash(&e)? && can(&call.caller, &self.benefactor(&e)?.0, AccessType::Read) {
+                    out.push(self.ent_json(&e)?);
+                }
+            }
+        }
+        for x in self.auth.store.external_repos(p.id)? {
+            let e = Ent::External(x);
+            if !self.in_trash(&e)? && can(&call.caller, &self.benefactor(&e)?.0, AccessType::Read) {
+                out.push(self.ent_json(&e)?);
+            }
+        }
+        Ok((StatusCode::OK, json!({ "repositories": out })))
+    }
+
+    pub(super) fn create_external(&self, call: &Call, id: &str) -> ApiResult {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            repository_name: String,
+        }
+        let me = call.user()?.to_string();
+        let Ent::Project(p) = self.ent_with(call, id, AccessType::Create)? else {
+            return Err(not_found(format!("{id} is not a project")));
+        };
+        let b: Body = call.json()?;
+        let n = b.repository_name.trim();
+        let ok = !n.is_empty() && n.len() <= 255 && n.bytes().all(|c| c.is_ascii_graphic()) && n.contains('/');
+        if !ok {
+            return Err(bad_request("repository_name must look like registry.example.org/org/tool (no spaces, at most 255 characters)"));
+        }
+        let rid = self.engine.catalog().next_id("entity")?;
+        let e = EntityRecord {
+            id: rid,
+            kind: EntityKind::ExternalRepository,
+            name: n.to_string(),
+            project: Some(p.id),
+            created_by: me,
+            created: now_secs(),
+        };
+        self.auth.store.put_entity(&e)?;
+        Ok((StatusCode::CREATED, self.ent_json(&Ent::External(e))?))
+    }
+
+    pub(super) fn usage(&self, call: &Call, id: &str) -> ApiResult {
+        let Ent::Project(p) = self.ent_with(call, id, AccessType::Read)? else {
+            return Err(not_found(format!("{id} is not a project")));
+        };
+        let (total, repos) = self.engine.project_usage(&syn(p.id))?;
+        let repos: Vec<Value> = repos.into_iter().map(|(n, b)| json!({ "name": n, "logical_bytes": b })).collect();
+        let mut v = json!({ "project": syn(p.id), "logical_bytes": total, "repositories": repos });
+        if call.caller.is_admin() {
+            v["physical_bytes_all_projects"] = json!(self.engine.physical_bytes()?);
+        }
+        Ok((StatusCode::OK, v))
+    }
+
+    pub(super) fn get_acl(&self, call: &Call, id: &str) -> ApiResult {
+        let e = self.ent_with(call, id, AccessType::Read)?;
+        let (acl, from) = self.benefactor(&e)?;
+        Ok((StatusCode::OK, json!({ "entity": syn(e.id()), "benefactor": syn(from), "inherited": from != e.id(), "entries": acl.entries })))
+    }
+
+    pub(super) fn put_acl(&self, call: &Call, id: &str) -> ApiResult {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Entry {
+            principal: Principal,
+            access: Vec<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            entries: Vec<Entry>,
+        }
+        let e = self.ent_with(call, id, AccessType::ChangePermissions)?;
+        let b: Body = call.json()?;
+        if b.entries.len() > 256 {
+            return Err(bad_request("at most 256 entries per ACL"));
+        }
+        let mut entries = Vec::new();
+        for en in b.entries {
+            let mut access = BTreeSet::new();
+            for a in &en.access {
+                match level(a) {
+                    Some(l) => access.extend(l),
+                    None => {
+                        access.insert(parse_access(a)?);
+                    }
+                }
+            }
+            match &en.principal {
+                Principal::User(u) if self.auth.store.user(u)?.is_none() => {
+                    return Err(bad_request(format!("user {u} does not exist")))
+                }
+                Principal::Team(t) if self.auth.store.team(*t)?.is_none() => {
+                    return Err(bad_request(format!("team {t} does not exist")))
+                }
+                _ => {}
+            }
+            entries.push(AclEntry { principal: en.principal, access });
+        }
+        let acl = Acl { entries };
+        if matches!(e, Ent::Project(_)) && !acl.entries.iter().any(|x| x.access.contains(&AccessType::ChangePermissions)) {
+            return Err(bad_request("a project's sharing settings must give someone CHANGE_PERMISSIONS (admin), or nobody could change them again"));
+        }
+        self.auth.store.set_acl(e.id(), &acl)?;
+        self.get_acl(call, id)
+    }
+
+    pub(super) fn delete_acl(&self, call: &Call, id: &str) -> ApiResult {
+        let e = self.ent_with(call, id, AccessType::ChangePermissions)?;
+        if matches!(e, Ent::Project(_)) {
+            return Err(bad_request("a project has no parent to inherit from; change its sharing settings with PUT instead"));
+        }
+        self.auth.store.delete_acl(e.id())?;
+        Ok((StatusCode::NO_CONTENT, Value::Null))
+    }
+
+    pub(super) fn trash_entity(&self, call: &Call, id: &str) -> ApiResult {
+        let me = call.user()?.to_string();
+        let e = self.ent_with(call, id, AccessType::Delete)?;
+        let t = TrashRecord { id: e.id(), kind: e.kind(), name: e.name().to_string(), deleted_by: me, deleted_at: now_secs() };
+        self.auth.store.put_trash(&t)?;
+        Ok((StatusCode::OK, trash_json(&t)))
+    }
+
+    fn trash_item(&self, call: &Call, id: &str) -> Result<TrashRecord, ApiErr> {
+        let me = call.user()?;
+        let n = parse_entity_id(id).ok_or_else(|| bad_request(format!("{id:?} is not an entity id like syn123")))?;
+        self.auth
+            .store
+            .trash_record(n)?
+            .filter(|t| t.deleted_by == me || call.caller.is_admin())
+            .ok_or_else(|| not_found(format!("{id} is not in your trash")))
+    }
+
+    pub(super) fn list_trash(&self, call: &Call) -> ApiResult {
+        let me = call.user()?;
+        let items: Vec<Value> = self
+            .auth
+            .store
+            .trash()?
+            .iter()
+            .filter(|t| t.deleted_by == me || call.caller.is_admin())
+            .map(trash_json)
+            .collect();
+        Ok((StatusCode::OK, json!({ "items": items })))
+    }
+
+    pub(super) fn restore(&self, call: &Call, id: &str) -> ApiResult {
+        let t = self.trash_item(call, id)?;
+        self.auth.store.remove_trash(t.id)?;
+        Ok((StatusCode::OK, self.ent_json(&self.ent(id)?)?))
+    }
+
+    /// Purge: index entries go now; blobs are left to garbage collection.
+    pub(super) fn purge(&self, call: &Call, id: &str) -> ApiResult {
+        let t = self.trash_item(call, id)?;
+        let cat = self.engine.catalog();
+        let store = &self.auth.store;
+        let purge_repo = |rid: u64| -> Result<(), ApiErr> {
+            cat.purge_repo(rid)?;
+            store.delete_acl(rid)?;
+            Ok(())
+        };
+        match self.ent(id)? {
+            Ent::Managed(r) => purge_repo(r.id)?,
+            Ent::External(x) => {
+                cat.purge_repo(x.id)?;
+                store.delete_acl(x.id)?;
+                cat.remove(stowage_engine::index::Tree::Entities, &x.id.to_be_bytes())?;
+            }
+            Ent::Project(p) => {
+                let prefix = format!("{}/", syn(p.id));
+                for (name, rid) in cat.list_repo_names(Some(&syn(p.id)), usize::MAX)? {
+                    if !name.starts_with(&prefix) {
+                        break;
+                    }
+                    purge_repo(rid)?;
+                    store.remove_trash(rid)?;
+                }
+                for x in store.external_repos(p.id)? {
+                    cat.purge_repo(x.id)?;
+                    store.delete_acl(x.id)?;
+                    cat.remove(stowage_engine::index::Tree::Entities, &x.id.to_be_bytes())?;
+                }
+                store.delete_acl(p.id)?;
+                cat.remove(stowage_engine::index::Tree::Entities, &p.id.to_be_bytes())?;
+            }
+        }
+        store.remove_trash(t.id)?;
+        Ok((StatusCode::NO_CONTENT, Value::Null))
+    }
+
+    pub(super) fn find_repository(&self, call: &Call) -> ApiResult {
+        let name = call.q("name").ok_or_else(|| bad_request("give ?name=<projectId>/<repository>"))?;
+        let r = self.engine.catalog().repo_by_name(name)?.ok_or_else(|| not_found(format!("repository {name} does not exist")))?;
+        self.get_repository(call, &syn(r.id))
+    }
+
+    pub(super) fn get_repository(&self, call: &Call, id: &str) -> ApiResult {
+        let e = self.ent_with(call, id, AccessType::Read)?;
+        if matches!(e, Ent::Project(_)) {
+            return Err(not_found(format!("{id} is a project, not a repository")));
+        }
+        let mut v = self.ent_json(&e)?;
+        if let Ent::Managed(r) = &e {
+            v["pull"] = json!(format!("docker pull {}/{}:<tag>", self.registry_host(), r.name));
+        }
+        Ok((StatusCode::OK, v))
+    }
+
+    /// `host:port` clients put in image names.
+    pub fn registry_host(&self) -> String {
+        self.auth.realm.trim_end_matches("/v2/token").split("://").nth(1).unwrap_or("").to_string()
+    }
+
+    pub(super) fn repository_tags(&self, call: &Call, id: &str) -> ApiResult {
+        let e = self.ent_with(call, id, AccessType::Read)?;
+        if matches!(e, Ent::Project(_)) {
+            return Err(not_found(format!("{id} is a project, not a repository")));
+        }
+        let limit = parse_num(call.q("limit"), 100)?.min(LIST_LIMIT_MAX);
+        let offset = parse_num(call.q("offset"), 0)?;
+        let cat = self.engine.catalog();
+        let mut rows = Vec::new();
+        for (tag, rec) in cat.tag_records(e.id(), None, usize::MAX)? {
+            let m = cat.manifest(e.id(), &rec.digest)?;
+            rows.push((tag, rec, m));
+        }
+        match call.q("sort").unwrap_or("tag") {
+            "tag" => {}
+            "created" => rows.sort_by_key(|(t, r, _)| (r.time, t.clone())),
+            other => return Err(bad_request(format!("sort={other:?}: use created or tag"))),
+        }
+        match call.q("order").unwrap_or("asc") {
+            "asc" => {}
+            "desc" => rows.reverse(),
+            other => return Err(bad_request(format!("order={other:?}: use asc or desc"))),
+        }
+        let total = rows.len();
+        let tags: Vec<Value> = rows
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|(tag, r, m)| {
+                json!({
+                    "tag": tag, "digest": r.digest, "pushed": r.time, "pusher": r.pusher,
+                    "media_type": m.as_ref().map(|m| m.media_type.clone()), "size": m.as_ref().map(|m| m.size),
+                })
+            })
+            .collect();
+        Ok((StatusCode::OK, json!({ "repository": syn(e.id()), "name": e.name(), "total": total, "tags": tags })))
+    }
+
+    pub(super) fn repository_commits(&self, call: &Call, id: &str) -> ApiResult {
+        let e = self.ent_with(call, id, AccessType::Read)?;
+        let limit = parse_num(call.q("limit"), 100)?.min(LIST_LIMIT_MAX);
+        let after = call.q("after").map(|a| a.parse::<u64>()).transpose().map_err(|_| bad_request("after must be a number"))?;
+        let commits = self.engine.catalog().history(e.id(), after, limit)?;
+        Ok((StatusCode::OK, json!({ "repository": syn(e.id()), "commits": commits })))
+    }
+
+    pub(super) fn add_commit(&self, call: &Call, id: &str) -> ApiResult {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            tag: String,
+            digest: String,
+        }
+        let me = call.user()?.to_string();
+        let e = self.ent_with(call, id, AccessType::Update)?;
+        if !matches!(e, Ent::External(_)) {
+            return Err(bad_request(format!("{id} is a managed repository: its commits come from docker push")));
+        }
+        let b: Body = call.json()?;
+        let tag: Tag = b.tag.parse().map_err(|x: crate::oci::TagError| bad_request(x.to_string()))?;
+        let digest: Digest = b.digest.parse().map_err(|x: crate::oci::DigestError| bad_request(x.to_string()))?;
+        let c = self.engine.catalog().append_commit(e.id(), tag.as_str(), &digest, &me)?;
+        Ok((StatusCode::CREATED, serde_json::to_value(c).unwrap_or(Value::Null)))
+    }
+}
+
+fn parse_access(a: &str) -> Result<AccessType, ApiErr> {
+    serde_json::from_value(json!(a)).map_err(|_| {
+        bad_request(format!(
+            "access {a:?} is not one of READ, DOWNLOAD, CREATE, UPDATE, DELETE, CHANGE_PERMISSIONS or a level (view, download, edit, edit_delete, admin)"
+        ))
+    })
+}
+
+fn parse_num(v: Option<&str>, default: usize) -> Result<usize, ApiErr> {
+    v.map(|s| s.parse::<usize>().map_err(|_| bad_request(format!("{s:?} is not a non-negative number"))))
+        .transpose()
+        .map(|x| x.unwrap_or(default))
+}
+
+fn trash_json(t: &TrashRecord) -> Value {
+    json!({ "id": syn(t.id), "kind": t.kind, "name": t.name, "deleted_by": t.deleted_by, "deleted_at": t.deleted_at })
+}
