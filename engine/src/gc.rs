@@ -69,7 +69,7 @@ pub(crate) fn run(inner: &Inner) -> Result<GcReport> {
         let _x = inner.gc_lock.write();
         for d in group {
             // Re-check under the lock: a mount or push may have linked it since the mark.
-            if cat.blob_is_linked_anywhere(d)? {
+            if cat.blob_is_linked_anywhere(d)? || cat.blob_is_referenced(d)? {
                 continue;
             }
             let Some(rec) = cat.blob(d)? else { continue };

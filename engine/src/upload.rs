@@ -238,3 +238,15 @@ pub(crate) fn rehash(file: &File, len: u64, alg: Algorithm) -> std::io::Result<H
     }
     Ok(h)
 }
+
+impl Drop for UploadWriter {
+    /// A one-shot upload (monolithic push) that did not finish, because the client went away or a
+    /// write failed, cannot be resumed: free its session and temp file now rather than at restart.
+    fn drop(&mut self) {
+        if !self.session.recorded && !self.session.gone {
+            self.session.gone = true;
+            self.inner.sessions.lock().remove(&self.session.id);
+            self.inner.discard_upload(&self.session.id, false);
+        }
+    }
+}

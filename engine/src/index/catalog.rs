@@ -9,6 +9,7 @@
 //! - `manifests`: repo id ++ digest key -> [`ManifestRecord`]
 //! - `tags`: repo id ++ tag -> [`TagRecord`]; `history`: repo id ++ seq (u64) -> [`Commit`]
 //! - `referrers`: repo id ++ subject key ++ manifest key -> ()
+//! - `refs_by_blob`: referenced digest key ++ repo id ++ manifest key -> () (what GC re-checks)
 //! - `uploads`: upload id -> [`UploadRecord`]; `meta`: counter name -> u64
 //!
 //! Read-modify-write sequences take `write_lock`, so one process never interleaves them; a
@@ -242,6 +243,11 @@ impl Catalog {
         let Some(rec) = self.repo(id)? else { return Ok(()) };
         let rk = repo_key(id);
         let mut b = Batch::default();
+        for (k, m) in self.scan::<ManifestRecord>(Tree::Manifests, &rk, None, usize::MAX)? {
+            for r in m.refs.iter().chain(&m.subject) {
+                b.delete(Tree::RefsByBlob, cat(&cat(&r.to_key(), &rk), &k[8..]));
+            }
+        }
         for tree in [Tree::Tags, Tree::History, Tree::Manifests, Tree::Referrers] {
             self.index.for_each_key(tree, &rk, &mut |k| {
                 b.delete(tree, k.to_vec());
@@ -336,6 +342,11 @@ impl Catalog {
         Ok(!self.index.scan(Tree::LinksByBlob, &digest.to_key(), None, 1)?.is_empty())
     }
 
+    /// True if any stored manifest references the blob (config, layer, child or subject).
+    pub fn blob_is_referenced(&self, digest: &Digest) -> Result<bool> {
+        Ok(!self.index.scan(Tree::RefsByBlob, &digest.to_key(), None, 1)?.is_empty())
+    }
+
     /// Forgets a blob record (GC, after the file is gone). Caller holds the GC exclusion.
     pub fn forget_blob(&self, digest: &Digest) -> Result<()> {
         let _g = self.write_lock.lock();
@@ -368,6 +379,9 @@ impl Catalog {
         let dk = digest.to_key();
         let mut b = Batch::default();
         b.put(Tree::Manifests, cat(&rk, &dk), encode(rec));
+        for r in rec.refs.iter().chain(&rec.subject) {
+            b.put(Tree::RefsByBlob, cat(&cat(&r.to_key(), &rk), &dk), super::codec::seal(UNIT));
+        }
         self.link_into(&mut b, repo, digest, rec.size)?;
         if let Some(subject) = &rec.subject {
             b.put(Tree::Referrers, cat(&cat(&rk, &subject.to_key()), &dk), super::codec::seal(UNIT));
@@ -397,6 +411,9 @@ impl Catalog {
         let rk = repo_key(repo);
         let mut b = Batch::default();
         b.delete(Tree::Manifests, cat(&rk, &digest.to_key()));
+        for r in rec.refs.iter().chain(&rec.subject) {
+            b.delete(Tree::RefsByBlob, cat(&cat(&r.to_key(), &rk), &digest.to_key()));
+        }
         if let Some(subject) = &rec.subject {
             b.delete(Tree::Referrers, cat(&cat(&rk, &subject.to_key()), &digest.to_key()));
         }

@@ -31,6 +31,7 @@ pub enum Tree {
     History = 9,
     Referrers = 10,
     Uploads = 11,
+    RefsByBlob = 12,
     Users = 20,
     Teams = 21,
     Projects = 22,
@@ -42,7 +43,7 @@ pub enum Tree {
 }
 
 impl Tree {
-    pub const ALL: [Tree; 19] = [
+    pub const ALL: [Tree; 20] = [
         Tree::Meta,
         Tree::Repos,
         Tree::RepoNames,
@@ -54,6 +55,7 @@ impl Tree {
         Tree::History,
         Tree::Referrers,
         Tree::Uploads,
+        Tree::RefsByBlob,
         Tree::Users,
         Tree::Teams,
         Tree::Projects,
@@ -77,6 +79,7 @@ impl Tree {
             Tree::History => "history",
             Tree::Referrers => "referrers",
             Tree::Uploads => "uploads",
+            Tree::RefsByBlob => "refs_by_blob",
             Tree::Users => "users",
             Tree::Teams => "teams",
             Tree::Projects => "projects",

@@ -203,12 +203,16 @@ fn catalog_manifests_tags_history(cat: &Catalog) {
     assert_eq!(h, [("v1", &m1, "alice"), ("v1", &m2, "bob"), ("latest", &m2, "bob")]);
     assert_eq!(cat.referrers(r.id, &m2).unwrap(), std::slice::from_ref(&sig));
     assert!(cat.is_linked(r.id, &m1).unwrap());
+    assert!(cat.blob_is_referenced(&d(1)).unwrap(), "a layer of a stored manifest is referenced");
+    assert!(cat.blob_is_referenced(&m2).unwrap(), "a subject is referenced");
+    assert!(!cat.blob_is_referenced(&d(99)).unwrap());
     assert!(cat.delete_manifest(r.id, &m2).unwrap());
     assert_eq!(cat.list_tags(r.id, None, 10).unwrap(), Vec::<String>::new());
     assert_eq!(cat.history(r.id, None, 10).unwrap().len(), 3, "history is never rewritten");
     assert!(!cat.is_linked(r.id, &m2).unwrap());
     assert!(cat.delete_manifest(r.id, &sig).unwrap());
     assert_eq!(cat.referrers(r.id, &m2).unwrap(), Vec::<Digest>::new());
+    assert!(!cat.blob_is_referenced(&m2).unwrap(), "deleting the referrer drops its reference");
     assert!(!cat.delete_manifest(r.id, &sig).unwrap());
     assert!(cat.delete_tag(r.id, "nope").is_ok_and(|x| !x));
 }
@@ -227,6 +231,7 @@ fn catalog_purge(cat: &Catalog) {
     assert!(cat.is_linked(other.id, &d(1)).unwrap());
     assert!(!cat.blob_is_linked_anywhere(&d(10)).unwrap());
     assert!(cat.blob(&d(10)).unwrap().is_some(), "blobs are left to garbage collection");
+    assert!(!cat.blob_is_referenced(&d(1)).unwrap(), "purge drops the repository's references");
 }
 
 fn catalog_detects_corruption(cat: &Catalog) {
