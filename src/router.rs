@@ -151,7 +151,8 @@ impl Endpoint {
                 return match *method {
                     Method::GET => Ok(Some(Endpoint::Token { post: false })),
                     Method::POST => Ok(Some(Endpoint::Token { post: true })),
-                    _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, Code::Unsupported, "use GET or POST on /v2/token")),
+                    _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, Code::Unsupported, "use GET or POST on /v2/token")
+                        .with_header(http::header::ALLOW, "GET, POST")),
                 }
             }
             "/v2/_catalog" => {
@@ -171,12 +172,13 @@ impl Endpoint {
             let joined = segs[..k].join("/");
             joined.parse().map_err(|e: crate::oci::NameError| ApiError::bad_request(Code::NameInvalid, e.to_string()))
         };
-        let unsupported = || {
+        let unsupported = |allow: &str| {
             Err(ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 Code::Unsupported,
-                format!("{method} is not supported on {path}"),
-            ))
+                format!("{method} is not supported on {path}; use {allow}"),
+            )
+            .with_header(http::header::ALLOW, allow))
         };
         let ep = if n >= 3 && segs[n - 2] == "tags" && segs[n - 1] == "list" {
             only_get(method)?;
@@ -189,7 +191,7 @@ impl Endpoint {
                 Method::HEAD => Endpoint::ManifestGet { name, reference, head: true },
                 Method::PUT => Endpoint::ManifestPut { name, reference },
                 Method::DELETE => Endpoint::ManifestDelete { name, reference },
-                _ => return unsupported(),
+                _ => return unsupported("GET, HEAD, PUT, DELETE"),
             }
         } else if n >= 3 && segs[n - 2] == "referrers" {
             only_get(method)?;
@@ -200,7 +202,7 @@ impl Endpoint {
         {
             let k = if segs[n - 1].is_empty() { n - 3 } else { n - 2 };
             if *method != Method::POST {
-                return unsupported();
+                return unsupported("POST");
             }
             Endpoint::UploadStart {
                 name: name_of(k)?,
@@ -224,7 +226,7 @@ impl Endpoint {
                     Endpoint::UploadFinish { name, id, digest: parse_digest(d)? }
                 }
                 Method::DELETE => Endpoint::UploadCancel { name, id },
-                _ => return unsupported(),
+                _ => return unsupported("GET, PATCH, PUT, DELETE"),
             }
         } else if n >= 3 && segs[n - 2] == "blobs" {
             let name = name_of(n - 2)?;
@@ -233,7 +235,7 @@ impl Endpoint {
                 Method::GET => Endpoint::BlobGet { name, digest, head: false },
                 Method::HEAD => Endpoint::BlobGet { name, digest, head: true },
                 Method::DELETE => Endpoint::BlobDelete { name, digest },
-                _ => return unsupported(),
+                _ => return unsupported("GET, HEAD, DELETE"),
             }
         } else {
             return Err(ApiError::not_found(Code::Unsupported, format!("{path} is not a registry endpoint")));
@@ -250,7 +252,8 @@ fn only_get(method: &Method) -> Result<(), ApiError> {
             StatusCode::METHOD_NOT_ALLOWED,
             Code::Unsupported,
             format!("{method} is not supported here; use GET"),
-        ))
+        )
+        .with_header(http::header::ALLOW, "GET, HEAD"))
     }
 }
 

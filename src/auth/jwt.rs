@@ -47,9 +47,9 @@ pub struct Claims {
 impl Claims {
     /// Does the token grant `action` on repository `name`?
     pub fn grants(&self, name: &str, action: &str) -> bool {
-        self.access.iter().any(|a| {
-            a.kind == "repository" && a.name == name && a.actions.iter().any(|x| x == action || x == "*")
-        })
+        self.access
+            .iter()
+            .any(|a| a.kind == "repository" && a.name == name && a.actions.iter().any(|x| x == action || x == "*"))
     }
 }
 
@@ -155,4 +155,140 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use stowage_engine::index::catalog::now_secs;
+
+    fn new_keys() -> Keys {
+        let rng = ring::rand::SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        Keys::from_pkcs8(doc.as_ref()).unwrap()
+    }
+
+    fn claims(exp_in: i64) -> Claims {
+        let now = now_secs();
+        Claims {
+            iss: ISSUER.into(),
+            sub: "bob".into(),
+            aud: "stowage".into(),
+            exp: now + exp_in,
+            nbf: now - 5,
+            iat: now,
+            jti: "j1".into(),
+            access: vec![AccessEntry {
+                kind: "repository".into(),
+                name: "syn1/app".into(),
+                actions: vec!["pull".into()],
+            }],
+            pat: None,
+            typ: None,
+        }
+    }
+
+    fn part(token: &str, i: usize) -> serde_json::Value {
+        let p = token.split('.').nth(i).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn signs_es256_with_kid_and_verifies() {
+        let k = new_keys();
+        let t = k.sign(&claims(900)).unwrap();
+        let h = part(&t, 0);
+        assert_eq!(h["alg"], "ES256");
+        assert_eq!(h["kid"], k.kid.as_str());
+        assert_eq!(k.kid.len(), 43, "base64url of a SHA-256 thumbprint");
+        let c = k.verify(&t, "stowage").unwrap();
+        assert_eq!(c, claims(900).clone_with_times(&c));
+        assert!(c.grants("syn1/app", "pull"));
+        assert!(!c.grants("syn1/app", "push"));
+        assert!(!c.grants("syn1/other", "pull"));
+        // Cached now; a second verification answers the same.
+        assert_eq!(k.verify(&t, "stowage").unwrap(), c);
+    }
+
+    impl Claims {
+        /// These claims with the times of `other` (tests build them a moment apart).
+        fn clone_with_times(&self, other: &Claims) -> Claims {
+            Claims { exp: other.exp, nbf: other.nbf, iat: other.iat, ..self.clone() }
+        }
+    }
+
+    #[test]
+    fn expiry_allows_30_seconds_of_clock_skew_and_no_more() {
+        let k = new_keys();
+        assert!(k.verify(&k.sign(&claims(-10)).unwrap(), "stowage").is_ok(), "within the leeway");
+        assert!(k.verify(&k.sign(&claims(-60)).unwrap(), "stowage").is_err(), "expired");
+        let mut early = claims(900);
+        early.nbf = now_secs() + 120;
+        assert!(k.verify(&k.sign(&early).unwrap(), "stowage").is_err(), "not yet valid");
+    }
+
+    #[test]
+    fn audience_and_issuer_must_match() {
+        let k = new_keys();
+        let t = k.sign(&claims(900)).unwrap();
+        assert!(k.verify(&t, "stowage").is_ok());
+        // The cache must not answer for another audience either.
+        assert!(k.verify(&t, "other-registry").is_err());
+        let mut c = claims(900);
+        c.aud = "other-registry".into();
+        assert!(k.verify(&k.sign(&c).unwrap(), "stowage").is_err());
+        let mut c = claims(900);
+        c.iss = "someone-else".into();
+        assert!(k.verify(&k.sign(&c).unwrap(), "stowage").is_err());
+    }
+
+    #[test]
+    fn refuses_other_keys_and_algorithms() {
+        let k = new_keys();
+        let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let payload = serde_json::to_value(claims(900)).unwrap();
+        // Another ES256 key, even with our kid.
+        let other = new_keys();
+        let mut h = Header::new(Algorithm::ES256);
+        h.kid = Some(k.kid.clone());
+        let t = jsonwebtoken::encode(&h, &claims(900), &other.encoding).unwrap();
+        assert!(k.verify(&t, "stowage").is_err(), "other key");
+        // HS256 with a guessed secret, and with our public key as the secret (key confusion).
+        for secret in
+            [b"secret".to_vec(), k.jwk.to_string().into_bytes(), k.jwk["x"].as_str().unwrap().as_bytes().to_vec()]
+        {
+            let t =
+                jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(900), &EncodingKey::from_secret(&secret))
+                    .unwrap();
+            assert!(k.verify(&t, "stowage").is_err(), "HS256");
+        }
+        // alg none, with and without a signature part.
+        let none = format!("{}.{}.", b64(&serde_json::json!({"alg":"none","typ":"JWT"})), b64(&payload));
+        assert!(k.verify(&none, "stowage").is_err(), "alg none");
+        assert!(k.verify(none.trim_end_matches('.'), "stowage").is_err(), "alg none, two parts");
+        // A payload changed after signing.
+        let good = k.sign(&claims(900)).unwrap();
+        let parts: Vec<&str> = good.split('.').collect();
+        let mut p = payload.clone();
+        p["access"][0]["actions"] = serde_json::json!(["pull", "push"]);
+        let forged = format!("{}.{}.{}", parts[0], b64(&p), parts[2]);
+        assert!(k.verify(&forged, "stowage").is_err(), "changed payload");
+        assert!(k.verify("not.a.token", "stowage").is_err());
+        assert!(k.verify("", "stowage").is_err());
+    }
+
+    #[test]
+    fn keys_persist_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Keys::load_or_create(dir.path()).unwrap();
+        let b = Keys::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.kid, b.kid);
+        let t = a.sign(&claims(900)).unwrap();
+        assert!(b.verify(&t, "stowage").is_ok());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("keys/signing-key.p8")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
 }

@@ -58,7 +58,6 @@ async fn wrong_method_is_405_unsupported() {
 }
 
 #[tokio::test]
-#[ignore = "bug: 405 responses carry no Allow header (RFC 9110 15.5.6 requires one); router.rs builds them"]
 async fn wrong_method_names_the_allowed_methods() {
     let s = TestServer::start();
     let r = client().post(s.v2("syn1/app/manifests/v1")).send().await.unwrap();
