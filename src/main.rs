@@ -25,6 +25,8 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Administer a running registry through its REST API.
+    Admin(stowage::cli::AdminArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,9 +35,11 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Admin(a) => stowage::cli::run(a),
         Command::Serve { config, listen, data_dir } => {
             let mut cfg = match &config {
                 Some(p) => stowage::config::Config::load(p)?,
