@@ -58,14 +58,12 @@ fn main() {
         }
     }
     let Some(port) = port else {
-        println!("ceiling: no --port given, not serving. Usage: cargo bench --bench ceiling -- --port PORT [--seconds N]");
+        println!(
+            "ceiling: no --port given, not serving. Usage: cargo bench --bench ceiling -- --port PORT [--seconds N]"
+        );
         return;
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads.max(1)).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("ceiling: tokio runtime: {e}");

@@ -86,10 +86,7 @@ fn parse_args() -> Res<Args> {
             _ => (raw.clone(), None),
         };
         let mut value = |name: &str| -> Res<String> {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value"))
+            inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"))
         };
         fn num<T: std::str::FromStr>(name: &str, s: String) -> Res<T> {
             s.parse().map_err(|_| format!("{name}: not a number: {s}"))
@@ -146,11 +143,7 @@ fn main() {
         );
         return;
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("load: tokio runtime: {e}");
@@ -206,11 +199,7 @@ async fn run(args: &Args, url: &str, started: Instant, budget: Duration) -> Res<
         .map_err(|e| format!("http client: {e}"))?;
 
     // Sanity check: the registry answers /v2/.
-    let r = client
-        .get(join(&base, "/v2/")?)
-        .send()
-        .await
-        .map_err(|e| format!("GET /v2/: {e}"))?;
+    let r = client.get(join(&base, "/v2/")?).send().await.map_err(|e| format!("GET /v2/: {e}"))?;
     if !r.status().is_success() {
         return Err(format!("GET /v2/ answered {} (wrong or missing --user?)", r.status()));
     }
@@ -221,10 +210,7 @@ async fn run(args: &Args, url: &str, started: Instant, budget: Duration) -> Res<
     let t = Instant::now();
     let data = Bytes::from(random_bytes(size));
     let digest = sha256_digest(&data);
-    eprintln!(
-        "load: generated {size_mib} MiB + sha256 in {:.2}s ({digest})",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("load: generated {size_mib} MiB + sha256 in {:.2}s ({digest})", t.elapsed().as_secs_f64());
     let cpu_before = args.pid.map(read_cpu_seconds).transpose()?;
     let push_time = push_blob(&client, &base, &args.repo, data, &digest).await?;
     if let (Some(pid), Some(before)) = (args.pid, cpu_before) {
@@ -262,12 +248,8 @@ async fn run(args: &Args, url: &str, started: Instant, budget: Duration) -> Res<
         .await
         .map_err(|e| format!("PUT manifest: {e}"))?;
     expect(r, &[StatusCode::CREATED], "PUT manifest").await?;
-    let r = client
-        .get(murl.clone())
-        .header(ACCEPT, OCI_MANIFEST)
-        .send()
-        .await
-        .map_err(|e| format!("GET manifest: {e}"))?;
+    let r =
+        client.get(murl.clone()).header(ACCEPT, OCI_MANIFEST).send().await.map_err(|e| format!("GET manifest: {e}"))?;
     expect(r, &[StatusCode::OK], "GET manifest").await?;
 
     let remaining = budget.saturating_sub(started.elapsed());
@@ -325,12 +307,7 @@ async fn push_blob(client: &Client, base: &Url, repo: &str, data: Bytes, digest:
     let r = expect(r, &[StatusCode::ACCEPTED, StatusCode::NO_CONTENT], "PATCH upload").await?;
     let mut put = location(&r, base, "PATCH upload")?;
     put.query_pairs_mut().append_pair("digest", digest);
-    let r = client
-        .put(put)
-        .header(CONTENT_LENGTH, 0)
-        .send()
-        .await
-        .map_err(|e| format!("PUT upload: {e}"))?;
+    let r = client.put(put).header(CONTENT_LENGTH, 0).send().await.map_err(|e| format!("PUT upload: {e}"))?;
     expect(r, &[StatusCode::CREATED], "PUT upload").await?;
     Ok(t.elapsed())
 }
@@ -405,17 +382,11 @@ fn read_cpu_seconds(pid: u32) -> Res<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map_err(|e| format!("--pid {pid}: /proc/{pid}/stat: {e}"))?;
     // comm (field 2) may contain spaces: split after the last ')'.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .ok_or_else(|| format!("/proc/{pid}/stat: unexpected format"))?;
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| format!("/proc/{pid}/stat: unexpected format"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state); utime = field 14, stime = field 15.
     let get = |i: usize| -> Res<f64> {
-        fields
-            .get(i)
-            .and_then(|s| s.parse::<f64>().ok())
-            .ok_or_else(|| format!("/proc/{pid}/stat: missing field"))
+        fields.get(i).and_then(|s| s.parse::<f64>().ok()).ok_or_else(|| format!("/proc/{pid}/stat: missing field"))
     };
     let ticks = get(14 - 3)? + get(15 - 3)?;
     // SAFETY: sysconf has no preconditions.
@@ -440,12 +411,7 @@ fn hey(
         return None;
     }
     let mut cmd = Command::new(&args.hey);
-    cmd.arg("-z")
-        .arg(format!("{seconds}s"))
-        .arg("-c")
-        .arg(args.concurrency.to_string())
-        .arg("-m")
-        .arg(method);
+    cmd.arg("-z").arg(format!("{seconds}s")).arg("-c").arg(args.concurrency.to_string()).arg("-m").arg(method);
     if let Some(a) = accept {
         cmd.arg("-H").arg(format!("Accept: {a}"));
     }
@@ -528,10 +494,8 @@ fn status_counts(text: &str) -> (u64, u64) {
         let l = line.trim();
         let Some(rest) = l.strip_prefix('[') else { continue };
         let Some((code, tail)) = rest.split_once(']') else { continue };
-        let (Ok(code), Some(Ok(n))) = (
-            code.parse::<u16>(),
-            tail.split_whitespace().next().map(str::parse::<u64>),
-        ) else {
+        let (Ok(code), Some(Ok(n))) = (code.parse::<u16>(), tail.split_whitespace().next().map(str::parse::<u64>))
+        else {
             continue;
         };
         if (200..300).contains(&code) {

@@ -90,13 +90,21 @@ pub enum TeamCmd {
 
 #[derive(Subcommand)]
 pub enum ProjectCmd {
-    Create { name: String },
+    Create {
+        name: String,
+    },
     List,
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Managed and external repositories of a project.
-    Repos { id: String },
+    Repos {
+        id: String,
+    },
     /// Storage used by a project.
-    Usage { id: String },
+    Usage {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,17 +119,25 @@ pub enum TokenCmd {
         days: u32,
     },
     List,
-    Revoke { id: String },
+    Revoke {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum TrashCmd {
     /// Move a project or repository to the trash.
-    Move { entity: String },
+    Move {
+        entity: String,
+    },
     List,
-    Restore { entity: String },
+    Restore {
+        entity: String,
+    },
     /// Delete for good (blobs go at the next garbage collection).
-    Purge { entity: String },
+    Purge {
+        entity: String,
+    },
 }
 
 struct Api {
@@ -172,10 +188,14 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Teams(TeamCmd::Remove { team, username }) => {
             api.call(M::DELETE, &format!("teams/{team}/members/{username}"), None)?
         }
-        AdminCommand::Projects(ProjectCmd::Create { name }) => api.call(M::POST, "projects", Some(json!({ "name": name })))?,
+        AdminCommand::Projects(ProjectCmd::Create { name }) => {
+            api.call(M::POST, "projects", Some(json!({ "name": name })))?
+        }
         AdminCommand::Projects(ProjectCmd::List) => api.call(M::GET, "projects", None)?,
         AdminCommand::Projects(ProjectCmd::Show { id }) => api.call(M::GET, &format!("projects/{id}"), None)?,
-        AdminCommand::Projects(ProjectCmd::Repos { id }) => api.call(M::GET, &format!("projects/{id}/repositories"), None)?,
+        AdminCommand::Projects(ProjectCmd::Repos { id }) => {
+            api.call(M::GET, &format!("projects/{id}/repositories"), None)?
+        }
         AdminCommand::Projects(ProjectCmd::Usage { id }) => api.call(M::GET, &format!("projects/{id}/usage"), None)?,
         AdminCommand::Share { entity, principal, access } => {
             let mut entries = own_entries(&api, &entity)?;
@@ -194,16 +214,16 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Acl { entity } => api.call(M::GET, &format!("entities/{entity}/acl"), None)?,
         AdminCommand::Inherit { entity } => api.call(M::DELETE, &format!("entities/{entity}/acl"), None)?,
-        AdminCommand::Tokens(TokenCmd::Create { name, scopes, days }) => api.call(
-            M::POST,
-            "tokens",
-            Some(json!({ "name": name, "scopes": scopes, "expires_in_days": days })),
-        )?,
+        AdminCommand::Tokens(TokenCmd::Create { name, scopes, days }) => {
+            api.call(M::POST, "tokens", Some(json!({ "name": name, "scopes": scopes, "expires_in_days": days })))?
+        }
         AdminCommand::Tokens(TokenCmd::List) => api.call(M::GET, "tokens", None)?,
         AdminCommand::Tokens(TokenCmd::Revoke { id }) => api.call(M::DELETE, &format!("tokens/{id}"), None)?,
         AdminCommand::Trash(TrashCmd::Move { entity }) => api.call(M::DELETE, &format!("entities/{entity}"), None)?,
         AdminCommand::Trash(TrashCmd::List) => api.call(M::GET, "trash", None)?,
-        AdminCommand::Trash(TrashCmd::Restore { entity }) => api.call(M::POST, &format!("trash/{entity}/restore"), None)?,
+        AdminCommand::Trash(TrashCmd::Restore { entity }) => {
+            api.call(M::POST, &format!("trash/{entity}/restore"), None)?
+        }
         AdminCommand::Trash(TrashCmd::Purge { entity }) => api.call(M::DELETE, &format!("trash/{entity}"), None)?,
         AdminCommand::Gc => api.call(M::POST, "gc", None)?,
     };

@@ -61,7 +61,8 @@ async fn bootstrap_admin(store: &access::store::Store, password: Option<String>)
         None => (auth::secrets::random_token::<18>(), true),
     };
     let pw = password.clone();
-    let hash = tokio::task::spawn_blocking(move || auth::secrets::hash_password(&pw)).await?.map_err(anyhow::Error::msg)?;
+    let hash =
+        tokio::task::spawn_blocking(move || auth::secrets::hash_password(&pw)).await?.map_err(anyhow::Error::msg)?;
     if store.create_user("admin", hash, true)?.is_some() {
         if generated {
             // Printed once, on purpose: it is not stored anywhere in clear.

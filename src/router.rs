@@ -32,7 +32,9 @@ pub enum Endpoint {
     /// `GET /v2/_catalog`
     Catalog(Page),
     /// `GET`/`POST /v2/token`: the token server (Docker token-auth spec).
-    Token { post: bool },
+    Token {
+        post: bool,
+    },
     /// end-2: `GET|HEAD /v2/<name>/blobs/<digest>`
     BlobGet {
         name: RepositoryName,
@@ -125,7 +127,9 @@ impl Endpoint {
     /// The repository the request is about, if any.
     pub fn name(&self) -> Option<&RepositoryName> {
         match self {
-            Endpoint::Base | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Catalog(_) | Endpoint::Token { .. } => None,
+            Endpoint::Base | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Catalog(_) | Endpoint::Token { .. } => {
+                None
+            }
             Endpoint::BlobGet { name, .. }
             | Endpoint::BlobDelete { name, .. }
             | Endpoint::UploadStart { name, .. }
@@ -151,8 +155,12 @@ impl Endpoint {
                 return match *method {
                     Method::GET => Ok(Some(Endpoint::Token { post: false })),
                     Method::POST => Ok(Some(Endpoint::Token { post: true })),
-                    _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, Code::Unsupported, "use GET or POST on /v2/token")
-                        .with_header(http::header::ALLOW, "GET, POST")),
+                    _ => Err(ApiError::new(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        Code::Unsupported,
+                        "use GET or POST on /v2/token",
+                    )
+                    .with_header(http::header::ALLOW, "GET, POST")),
                 }
             }
             "/v2/_catalog" => {

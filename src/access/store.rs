@@ -112,7 +112,14 @@ impl Store {
     /// Creates a user; false if the name is taken.
     pub fn create_user(&self, username: &str, password_hash: String, admin: bool) -> Result<Option<UserRecord>> {
         let id = self.cat().next_id("user")?;
-        let rec = UserRecord { id, username: username.to_string(), password_hash, certified: admin, admin, created: now_secs() };
+        let rec = UserRecord {
+            id,
+            username: username.to_string(),
+            password_hash,
+            certified: admin,
+            admin,
+            created: now_secs(),
+        };
         Ok(self.cat().insert_new(Tree::Users, username.as_bytes(), &rec)?.then_some(rec))
     }
 
@@ -148,7 +155,13 @@ impl Store {
         let teams = self.teams()?.into_iter().filter(|t| t.members.contains(&u.username)).map(|t| t.id).collect();
         let via_token = scopes.is_some();
         Ok(Caller {
-            user: Some(CallerUser { name: u.username.clone(), certified: u.certified, admin: u.admin, teams, via_token }),
+            user: Some(CallerUser {
+                name: u.username.clone(),
+                certified: u.certified,
+                admin: u.admin,
+                teams,
+                via_token,
+            }),
             scopes: scopes.unwrap_or_else(|| [Scope::View, Scope::Download, Scope::Modify].into_iter().collect()),
         })
     }

@@ -77,7 +77,8 @@ impl App {
 
     fn in_trash(&self, e: &Ent) -> Result<bool, ApiErr> {
         let s = &self.auth.store;
-        Ok(s.trash_record(e.id())?.is_some() || e.project_id().map(|p| s.trash_record(p)).transpose()?.flatten().is_some())
+        Ok(s.trash_record(e.id())?.is_some()
+            || e.project_id().map(|p| s.trash_record(p)).transpose()?.flatten().is_some())
     }
 
     /// Resolves an id the caller may `access`; trashed entities are not found.
@@ -101,7 +102,9 @@ impl App {
 
     fn ent_json(&self, e: &Ent) -> Result<Value, ApiErr> {
         Ok(match e {
-            Ent::Project(p) => json!({ "id": syn(p.id), "kind": "project", "name": p.name, "created_by": p.created_by, "created": p.created }),
+            Ent::Project(p) => {
+                json!({ "id": syn(p.id), "kind": "project", "name": p.name, "created_by": p.created_by, "created": p.created })
+            }
             Ent::Managed(r) => json!({
                 "id": syn(r.id), "kind": "repository", "name": r.name, "project": r.project, "created": r.created,
                 "logical_bytes": r.logical_bytes, "local_sharing": self.auth.store.acl(r.id)?.is_some(),
@@ -191,7 +194,9 @@ impl App {
         let n = b.repository_name.trim();
         let ok = !n.is_empty() && n.len() <= 255 && n.bytes().all(|c| c.is_ascii_graphic()) && n.contains('/');
         if !ok {
-            return Err(bad_request("repository_name must look like registry.example.org/org/tool (no spaces, at most 255 characters)"));
+            return Err(bad_request(
+                "repository_name must look like registry.example.org/org/tool (no spaces, at most 255 characters)",
+            ));
         }
         let rid = self.engine.catalog().next_id("entity")?;
         let e = EntityRecord {
@@ -222,7 +227,10 @@ impl App {
     pub(super) fn get_acl(&self, call: &Call, id: &str) -> ApiResult {
         let e = self.ent_with(call, id, AccessType::Read)?;
         let (acl, from) = self.benefactor(&e)?;
-        Ok((StatusCode::OK, json!({ "entity": syn(e.id()), "benefactor": syn(from), "inherited": from != e.id(), "entries": acl.entries })))
+        Ok((
+            StatusCode::OK,
+            json!({ "entity": syn(e.id()), "benefactor": syn(from), "inherited": from != e.id(), "entries": acl.entries }),
+        ))
     }
 
     pub(super) fn put_acl(&self, call: &Call, id: &str) -> ApiResult {
@@ -265,7 +273,9 @@ impl App {
             entries.push(AclEntry { principal: en.principal, access });
         }
         let acl = Acl { entries };
-        if matches!(e, Ent::Project(_)) && !acl.entries.iter().any(|x| x.access.contains(&AccessType::ChangePermissions)) {
+        if matches!(e, Ent::Project(_))
+            && !acl.entries.iter().any(|x| x.access.contains(&AccessType::ChangePermissions))
+        {
             return Err(bad_request("a project's sharing settings must give someone CHANGE_PERMISSIONS (admin), or nobody could change them again"));
         }
         self.auth.store.set_acl(e.id(), &acl)?;
@@ -275,7 +285,9 @@ impl App {
     pub(super) fn delete_acl(&self, call: &Call, id: &str) -> ApiResult {
         let e = self.ent_with(call, id, AccessType::ChangePermissions)?;
         if matches!(e, Ent::Project(_)) {
-            return Err(bad_request("a project has no parent to inherit from; change its sharing settings with PUT instead"));
+            return Err(bad_request(
+                "a project has no parent to inherit from; change its sharing settings with PUT instead",
+            ));
         }
         self.auth.store.delete_acl(e.id())?;
         Ok((StatusCode::NO_CONTENT, Value::Null))
@@ -284,7 +296,13 @@ impl App {
     pub(super) fn trash_entity(&self, call: &Call, id: &str) -> ApiResult {
         let me = call.user()?.to_string();
         let e = self.ent_with(call, id, AccessType::Delete)?;
-        let t = TrashRecord { id: e.id(), kind: e.kind(), name: e.name().to_string(), deleted_by: me, deleted_at: now_secs() };
+        let t = TrashRecord {
+            id: e.id(),
+            kind: e.kind(),
+            name: e.name().to_string(),
+            deleted_by: me,
+            deleted_at: now_secs(),
+        };
         self.auth.store.put_trash(&t)?;
         Ok((StatusCode::OK, trash_json(&t)))
     }
@@ -347,6 +365,7 @@ impl App {
                 for x in store.external_repos(p.id)? {
                     cat.purge_repo(x.id)?;
                     store.delete_acl(x.id)?;
+                    store.remove_trash(x.id)?;
                     cat.remove(stowage_engine::index::Tree::Entities, &x.id.to_be_bytes())?;
                 }
                 store.delete_acl(p.id)?;
@@ -359,7 +378,11 @@ impl App {
 
     pub(super) fn find_repository(&self, call: &Call) -> ApiResult {
         let name = call.q("name").ok_or_else(|| bad_request("give ?name=<projectId>/<repository>"))?;
-        let r = self.engine.catalog().repo_by_name(name)?.ok_or_else(|| not_found(format!("repository {name} does not exist")))?;
+        let r = self
+            .engine
+            .catalog()
+            .repo_by_name(name)?
+            .ok_or_else(|| not_found(format!("repository {name} does not exist")))?;
         self.get_repository(call, &syn(r.id))
     }
 
@@ -420,8 +443,12 @@ impl App {
 
     pub(super) fn repository_commits(&self, call: &Call, id: &str) -> ApiResult {
         let e = self.ent_with(call, id, AccessType::Read)?;
+        if matches!(e, Ent::Project(_)) {
+            return Err(not_found(format!("{id} is a project, not a repository")));
+        }
         let limit = parse_num(call.q("limit"), 100)?.min(LIST_LIMIT_MAX);
-        let after = call.q("after").map(|a| a.parse::<u64>()).transpose().map_err(|_| bad_request("after must be a number"))?;
+        let after =
+            call.q("after").map(|a| a.parse::<u64>()).transpose().map_err(|_| bad_request("after must be a number"))?;
         let commits = self.engine.catalog().history(e.id(), after, limit)?;
         Ok((StatusCode::OK, json!({ "repository": syn(e.id()), "commits": commits })))
     }
@@ -435,6 +462,9 @@ impl App {
         }
         let me = call.user()?.to_string();
         let e = self.ent_with(call, id, AccessType::Update)?;
+        if matches!(e, Ent::Project(_)) {
+            return Err(not_found(format!("{id} is a project, not a repository")));
+        }
         if !matches!(e, Ent::External(_)) {
             return Err(bad_request(format!("{id} is a managed repository: its commits come from docker push")));
         }

@@ -132,9 +132,11 @@ impl App {
                 } else {
                     tracing::info!(status = e.status.as_u16(), message = %e.message, "REST request refused");
                 }
-                let mut r = respond(e.status, &serde_json::json!({ "error": { "code": e.code, "message": e.message } }));
+                let mut r =
+                    respond(e.status, &serde_json::json!({ "error": { "code": e.code, "message": e.message } }));
                 if e.status == StatusCode::UNAUTHORIZED {
-                    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"stowage\""));
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"stowage\""));
                 }
                 r
             }

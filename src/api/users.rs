@@ -47,7 +47,9 @@ impl App {
         }
         let b: Body = call.json()?;
         if !valid_username(&b.username) {
-            return Err(bad_request("username must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit"));
+            return Err(bad_request(
+                "username must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
+            ));
         }
         if b.password.len() < 8 || b.password.len() > 1024 {
             return Err(bad_request("password must be 8 to 1024 characters"));
@@ -190,9 +192,12 @@ impl App {
 
     pub(super) fn revoke_token(&self, call: &Call, id: &str) -> ApiResult {
         let me = call.user()?;
-        let mut t = self.auth.store.token(id)?.filter(|t| t.username == me || call.caller.is_admin()).ok_or_else(|| {
-            not_found(format!("you have no access token {id}"))
-        })?;
+        let mut t = self
+            .auth
+            .store
+            .token(id)?
+            .filter(|t| t.username == me || call.caller.is_admin())
+            .ok_or_else(|| not_found(format!("you have no access token {id}")))?;
         t.revoked = true;
         self.auth.store.put_token(&t)?;
         Ok((StatusCode::NO_CONTENT, Value::Null))

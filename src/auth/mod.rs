@@ -199,7 +199,13 @@ impl Auth {
     }
 
     /// Signs a registry token for `sub` granting `access`.
-    pub fn issue(&self, sub: &str, pat: Option<String>, access: Vec<AccessEntry>, refresh: bool) -> anyhow::Result<(String, Claims)> {
+    pub fn issue(
+        &self,
+        sub: &str,
+        pat: Option<String>,
+        access: Vec<AccessEntry>,
+        refresh: bool,
+    ) -> anyhow::Result<(String, Claims)> {
         let now = now_secs();
         let ttl = if refresh { REFRESH_TTL_SECS } else { self.token_ttl.as_secs() as i64 };
         let claims = Claims {

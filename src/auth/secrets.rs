@@ -75,6 +75,8 @@ mod tests {
         assert_eq!(pid, id);
         assert_eq!(sha256_hex(secret.as_bytes()), hash);
         assert!(parse_access_token("stw_short_x").is_none());
-        assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab"));
+        assert!(
+            constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab")
+        );
     }
 }

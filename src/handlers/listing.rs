@@ -114,7 +114,12 @@ impl App {
 
 impl App {
     /// May the caller see this repository in listings (READ, not in the trash)?
-    pub(crate) fn visible_repo(&self, caller: &crate::access::rules::Caller, name: &str, id: u64) -> Result<bool, ApiError> {
+    pub(crate) fn visible_repo(
+        &self,
+        caller: &crate::access::rules::Caller,
+        name: &str,
+        id: u64,
+    ) -> Result<bool, ApiError> {
         let project = name.split('/').next().unwrap_or("");
         let facts = self.auth.store.repo_facts(name, project)?;
         if facts.trashed.is_some() || !facts.project_exists {

@@ -24,7 +24,9 @@ impl App {
         let params = form_pairs(req.uri().query().unwrap_or(""));
         let (caller, pat) = match req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             Some(v) => {
-                let b = v.strip_prefix("Basic ").ok_or_else(|| unauthorized("the token endpoint takes Basic credentials"))?;
+                let b = v
+                    .strip_prefix("Basic ")
+                    .ok_or_else(|| unauthorized("the token endpoint takes Basic credentials"))?;
                 let (u, p) = parse_basic(b).ok_or_else(|| unauthorized("malformed Basic credentials"))?;
                 self.login_caller(&u, &p).await?
             }
@@ -46,7 +48,10 @@ impl App {
             }
             Some("refresh_token") => {
                 let t = get("refresh_token").ok_or_else(|| unauthorized("refresh_token grant needs refresh_token"))?;
-                let (sub, pat) = self.auth.verify_refresh(t).map_err(|_| unauthorized("refresh token is invalid or expired; log in again"))?;
+                let (sub, pat) = self
+                    .auth
+                    .verify_refresh(t)
+                    .map_err(|_| unauthorized("refresh token is invalid or expired; log in again"))?;
                 let user = self.auth.store.user(&sub)?.ok_or_else(|| unauthorized("user no longer exists"))?;
                 let scopes = match &pat {
                     Some(id) => self.auth.store.token(id)?.map(|t| t.scopes),
@@ -75,7 +80,13 @@ impl App {
         }
     }
 
-    fn token_response(&self, caller: &Caller, pat: Option<String>, params: &[(String, String)], oauth: bool) -> Result<Resp, ApiError> {
+    fn token_response(
+        &self,
+        caller: &Caller,
+        pat: Option<String>,
+        params: &[(String, String)],
+        oauth: bool,
+    ) -> Result<Resp, ApiError> {
         let mut access = Vec::new();
         let scopes: Vec<&str> = params
             .iter()
@@ -90,15 +101,22 @@ impl App {
             }
         }
         let sub = caller.user.as_ref().map(|u| u.name.as_str()).unwrap_or("");
-        let (token, claims) = self.auth.issue(sub, pat.clone(), access, false).map_err(|e| ApiError::internal("token signing failed", &e))?;
+        let (token, claims) = self
+            .auth
+            .issue(sub, pat.clone(), access, false)
+            .map_err(|e| ApiError::internal("token signing failed", &e))?;
         let issued = time::OffsetDateTime::from_unix_timestamp(claims.iat)
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())
             .unwrap_or_default();
         let expires_in = claims.exp - claims.iat;
-        let mut body = serde_json::json!({ "token": token, "access_token": token, "expires_in": expires_in, "issued_at": issued });
+        let mut body =
+            serde_json::json!({ "token": token, "access_token": token, "expires_in": expires_in, "issued_at": issued });
         if oauth && caller.user.is_some() {
-            let (refresh, _) = self.auth.issue(sub, pat, Vec::new(), true).map_err(|e| ApiError::internal("token signing failed", &e))?;
+            let (refresh, _) = self
+                .auth
+                .issue(sub, pat, Vec::new(), true)
+                .map_err(|e| ApiError::internal("token signing failed", &e))?;
             body["refresh_token"] = serde_json::json!(refresh);
         }
         Ok(json_response(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default()))
@@ -110,7 +128,11 @@ impl App {
         let Some((kind, rest)) = scope.split_once(':') else { return Ok(None) };
         let Some((name, actions)) = rest.rsplit_once(':') else { return Ok(None) };
         if kind == "registry" && name == "catalog" {
-            return Ok(caller.user.is_some().then(|| AccessEntry { kind: kind.into(), name: name.into(), actions: vec!["*".into()] }));
+            return Ok(caller.user.is_some().then(|| AccessEntry {
+                kind: kind.into(),
+                name: name.into(),
+                actions: vec!["*".into()],
+            }));
         }
         if kind != "repository" {
             return Ok(None);
@@ -123,7 +145,11 @@ impl App {
                 "pull" => &[("pull", RegistryAction::Pull)],
                 "push" => &[("push", RegistryAction::Push)],
                 "delete" => &[("delete", RegistryAction::Delete)],
-                "*" => &[("pull", RegistryAction::Pull), ("push", RegistryAction::Push), ("delete", RegistryAction::Delete)],
+                "*" => &[
+                    ("pull", RegistryAction::Pull),
+                    ("push", RegistryAction::Push),
+                    ("delete", RegistryAction::Delete),
+                ],
                 _ => &[],
             };
             for (n, act) in list {

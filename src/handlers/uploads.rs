@@ -48,7 +48,8 @@ impl App {
     fn may_pull(&self, who: &crate::auth::Authenticated, from: &str) -> Result<bool, ApiError> {
         let Ok(src) = from.parse::<RepositoryName>() else { return Ok(false) };
         let facts = self.auth.store.repo_facts(src.as_str(), src.project())?;
-        let allowed = crate::access::rules::decide(&who.caller, crate::access::rules::RegistryAction::Pull, &facts).is_ok();
+        let allowed =
+            crate::access::rules::decide(&who.caller, crate::access::rules::RegistryAction::Pull, &facts).is_ok();
         Ok(allowed && who.claims.as_ref().is_none_or(|c| c.grants(src.as_str(), "pull")))
     }
 

@@ -39,7 +39,8 @@ impl TestServer {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            let rt =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
                 let _ = ready_tx.send(());
@@ -99,7 +100,6 @@ fn ensure_projects_at(url: &str) {
 }
 
 impl TestServer {
-
     fn wait_ready(&self) {
         for _ in 0..200 {
             if let Ok(mut s) = std::net::TcpStream::connect(self.addr) {
@@ -193,7 +193,8 @@ pub fn image_manifest(config: (&str, usize), layers: &[(&str, usize)], subject: 
             "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": n })).collect::<Vec<_>>(),
     });
     if let Some((d, n)) = subject {
-        m["subject"] = serde_json::json!({ "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": n });
+        m["subject"] =
+            serde_json::json!({ "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": d, "size": n });
     }
     serde_json::to_vec(&m).expect("json")
 }

@@ -1,11 +1,21 @@
 //! Integration tests: the real server in-process on an ephemeral port, one file per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+mod api_openapi;
+mod api_rest;
+mod api_util;
+mod auth_push;
+mod auth_tokens;
+mod blobs;
+mod clients;
 mod common;
+mod listing;
+mod manifests;
+mod real_access;
+mod real_docker;
+mod real_podman;
+mod real_skopeo;
+mod server;
 mod smoke;
 mod spec;
-mod blobs;
 mod uploads;
-mod manifests;
-mod listing;
-mod server;
