@@ -187,6 +187,15 @@ impl RegistryAction {
             RegistryAction::Delete => "delete",
         }
     }
+
+    /// The verb of a "log in to ..." message.
+    fn verb(self) -> &'static str {
+        match self {
+            RegistryAction::Pull => "pull",
+            RegistryAction::Push => "push to",
+            RegistryAction::Delete => "delete from",
+        }
+    }
 }
 
 /// The facts about a repository name that the rules need.
@@ -247,21 +256,32 @@ fn need_scope(caller: &Caller, scope: Scope, name: &'static str) -> Result<(), D
 /// checks decides which message a caller sees: existence and trash first (they are facts about
 /// the repository, not about the caller), then identity, then scopes and permissions.
 pub fn decide(caller: &Caller, action: RegistryAction, f: &RepoFacts) -> Result<(), Denial> {
+    let login_required = || Denial::LoginRequired { action: action.verb(), name: f.name.clone() };
     if !f.project_exists {
-        return Err(Denial::ProjectMissing(f.project_id.clone()));
-    }
-    if let Some(what) = &f.trashed {
-        return Err(Denial::InTrash(what.clone()));
+        // Anonymous callers learn nothing about which ids exist: they are asked to log in.
+        return Err(if caller.user.is_none() {
+            login_required()
+        } else {
+            Denial::ProjectMissing(f.project_id.clone())
+        });
     }
     let (acl, entity) = match &f.repo_acl {
         Some(a) if f.repo_exists => (a, f.name.as_str()),
         _ => (&f.project_acl, f.project_id.as_str()),
     };
     let have = effective(caller, acl);
+    if let Some(what) = &f.trashed {
+        // Only callers who could see the repository learn that it is in the trash.
+        return Err(if caller.user.is_none() && !have.contains(&AccessType::Read) {
+            login_required()
+        } else {
+            Denial::InTrash(what.clone())
+        });
+    }
     let user_name = caller.name().to_string();
     let denied = |level: &'static str, ent: &str| -> Denial {
         if caller.user.is_none() {
-            Denial::LoginRequired { action: action.as_str(), name: f.name.clone() }
+            login_required()
         } else {
             Denial::NoPermission { user: user_name.clone(), level, entity: ent.to_string() }
         }
@@ -275,7 +295,7 @@ pub fn decide(caller: &Caller, action: RegistryAction, f: &RepoFacts) -> Result<
         }
         RegistryAction::Push => {
             let Some(u) = &caller.user else {
-                return Err(Denial::LoginRequired { action: "push to", name: f.name.clone() });
+                return Err(login_required());
             };
             need_scope(caller, Scope::Download, "download")?;
             need_scope(caller, Scope::Modify, "modify")?;
@@ -290,7 +310,7 @@ pub fn decide(caller: &Caller, action: RegistryAction, f: &RepoFacts) -> Result<
         }
         RegistryAction::Delete => {
             if caller.user.is_none() {
-                return Err(Denial::LoginRequired { action: "delete from", name: f.name.clone() });
+                return Err(login_required());
             }
             need_scope(caller, Scope::Modify, "modify")?;
             if !f.repo_exists {

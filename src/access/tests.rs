@@ -300,7 +300,13 @@ fn push_creating_a_repository_needs_create_on_an_existing_project() {
         row("missing project, admin", admin(), Push, no_project(), Some(NO_PROJECT)),
         row("missing project, pull", bob(), Pull, no_project(), Some(NO_PROJECT)),
         row("missing project, delete", bob(), Delete, no_project(), Some(NO_PROJECT)),
-        row("missing project, anonymous", Caller::anonymous(), Pull, no_project(), Some(NO_PROJECT)),
+        row(
+            "missing project, anonymous is asked to log in",
+            Caller::anonymous(),
+            Pull,
+            no_project(),
+            Some("authentication required to pull syn999/app; run docker login"),
+        ),
     ]);
 }
 
@@ -349,6 +355,17 @@ fn the_trash_refuses_everything_even_admins() {
             action,
             trashed(new_repo(full()), "project syn3"),
             Some(PROJECT_IN_TRASH),
+        ));
+        rows.push(row(
+            "in the trash, anonymous without access is only asked to log in",
+            Caller::anonymous(),
+            action,
+            trashed(repo(Acl::default()), "syn3/app"),
+            Some(match action {
+                Pull => LOGIN_PULL,
+                Push => LOGIN_PUSH,
+                Delete => LOGIN_DELETE,
+            }),
         ));
         rows.push(row(
             "in the trash, anonymous with public access",

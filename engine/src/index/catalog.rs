@@ -440,9 +440,9 @@ impl Catalog {
         let after_key = after.map(|a| cat(&rk, a.as_bytes()));
         Ok(self
             .index
-            .scan(Tree::Tags, &rk, after_key.as_deref(), limit)?
+            .scan_keys(Tree::Tags, &rk, after_key.as_deref(), limit)?
             .into_iter()
-            .map(|(k, _)| String::from_utf8_lossy(&k[8..]).into_owned())
+            .map(|k| String::from_utf8_lossy(&k[8..]).into_owned())
             .collect())
     }
 

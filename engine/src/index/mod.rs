@@ -134,6 +134,10 @@ pub trait Index: Send + Sync + 'static {
     /// given), in ascending key order, at most `limit` of them. Must seek to the start key rather
     /// than scan from the beginning of the prefix, so pagination stays cheap.
     fn scan(&self, tree: Tree, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>>;
+    /// Like [`Index::scan`] but returns keys only, for listings that need no values (tag names).
+    fn scan_keys(&self, tree: Tree, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        Ok(self.scan(tree, prefix, after, limit)?.into_iter().map(|(k, _)| k).collect())
+    }
     /// Calls `f` with every key of `tree` starting with `prefix` in order, values not decoded;
     /// stops when `f` returns false. For large mark phases (GC) that must not collect everything.
     fn for_each_key(&self, tree: Tree, prefix: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> Result<()>;

@@ -65,6 +65,14 @@ impl Index for SledIndex {
         Ok(out)
     }
 
+    fn scan_keys(&self, tree: Tree, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self.range(tree, prefix, after).keys().take(limit) {
+            out.push(item.map_err(err)?[1..].to_vec());
+        }
+        Ok(out)
+    }
+
     fn for_each_key(&self, tree: Tree, prefix: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
         for item in self.range(tree, prefix, None) {
             let (k, _) = item.map_err(err)?;

@@ -84,6 +84,8 @@ fn scan_prefix_after_limit(idx: &dyn Index) {
     let page = idx.scan(Tree::Tags, b"b", Some(&after), 5).unwrap();
     let got: Vec<u16> = page.iter().map(|(k, _)| u16::from_be_bytes([k[1], k[2]])).collect();
     assert_eq!(got, vec![100, 101, 102, 103, 104]);
+    let keys = idx.scan_keys(Tree::Tags, b"b", Some(&after), 5).unwrap();
+    assert_eq!(keys, page.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), "scan_keys agrees with scan");
     // An `after` before the prefix starts at the prefix.
     assert_eq!(idx.scan(Tree::Tags, b"b", Some(b"a"), 1).unwrap()[0].0, [b'b', 0, 0]);
     // Pagination walks everything exactly once.
