@@ -68,7 +68,7 @@ pub struct Call {
 
 impl Call {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiErr> {
-        if json_depth(&self.body) > MAX_JSON_DEPTH {
+        if crate::oci::manifest::nesting_exceeds(&self.body, MAX_JSON_DEPTH) {
             return Err(bad_request(format!("JSON nests deeper than {MAX_JSON_DEPTH} levels")));
         }
         serde_json::from_slice(&self.body).map_err(|e| bad_request(format!("request body: {e}")))
@@ -93,32 +93,6 @@ impl Call {
             Err(forbidden("only administrators may do this"))
         }
     }
-}
-
-/// Nesting depth of JSON text, ignoring brackets inside strings.
-fn json_depth(b: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
-    for &c in b {
-        if in_str {
-            match (esc, c) {
-                (true, _) => esc = false,
-                (false, b'\\') => esc = true,
-                (false, b'"') => in_str = false,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_str = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
 }
 
 impl App {

@@ -190,9 +190,19 @@ pub fn parse(content_type: Option<&str>, bytes: &[u8]) -> Result<ParsedManifest,
     })
 }
 
-/// Refuses nesting deeper than [`MAX_DEPTH`] without building anything, skipping over strings so
-/// brackets inside them do not count. Malformed JSON is left for serde to report.
+/// Refuses nesting deeper than [`MAX_DEPTH`] without building anything. Malformed JSON is left for
+/// serde to report.
 fn check_depth(bytes: &[u8]) -> Result<(), ManifestError> {
+    if nesting_exceeds(bytes, MAX_DEPTH) {
+        return Err(ManifestError::TooDeep);
+    }
+    Ok(())
+}
+
+/// True if JSON text nests objects and arrays deeper than `max`, found by a byte scan that skips
+/// strings (brackets inside them do not count), so hostile input is refused before a parser
+/// recurses into it.
+pub fn nesting_exceeds(bytes: &[u8], max: usize) -> bool {
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
     for &b in bytes {
         if in_string {
@@ -208,15 +218,15 @@ fn check_depth(bytes: &[u8]) -> Result<(), ManifestError> {
             b'"' => in_string = true,
             b'{' | b'[' => {
                 depth += 1;
-                if depth > MAX_DEPTH {
-                    return Err(ManifestError::TooDeep);
+                if depth > max {
+                    return true;
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
-    Ok(())
+    false
 }
 
 fn descriptors(v: &Value, field: &str) -> Result<Vec<Descriptor>, ManifestError> {

@@ -7,6 +7,7 @@ mod api_util;
 mod auth_push;
 mod auth_tokens;
 mod blobs;
+mod cli;
 mod clients;
 mod common;
 mod listing;
