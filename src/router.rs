@@ -9,6 +9,7 @@ use http::{Method, StatusCode};
 
 /// What a request asks to do to a repository, for access control.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Action {
     /// No repository involved (ping, health).
     None,

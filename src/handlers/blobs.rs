@@ -17,12 +17,21 @@ impl App {
         head: bool,
         req: Request<Incoming>,
     ) -> Result<Resp, ApiError> {
-        let repo = self.repo(name)?;
         let unknown = || ApiError::not_found(Code::BlobUnknown, format!("blob {digest} is not in repository {name}"));
-        if !self.engine.catalog().is_linked(repo.id, digest)? {
-            return Err(unknown());
-        }
-        let len = self.engine.stat_blob(digest)?.ok_or_else(unknown)?;
+        let generation = self.engine.catalog().generation();
+        let key = (name.as_str().to_string(), digest.clone());
+        let len = match self.blob_sizes.get(&key, generation) {
+            Some(len) => len,
+            None => {
+                let repo = self.repo(name)?;
+                if !self.engine.catalog().is_linked(repo.id, digest)? {
+                    return Err(unknown());
+                }
+                let len = self.engine.stat_blob(digest)?.ok_or_else(unknown)?;
+                self.blob_sizes.put(key, generation, len);
+                len
+            }
+        };
         // A malformed or multi-range Range header is ignored, as RFC 9110 allows: the whole blob
         // is sent with 200.
         let range = header_str(&req, "range").and_then(|r| r.parse::<ByteRange>().ok());

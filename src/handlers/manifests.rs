@@ -55,8 +55,17 @@ impl App {
         reference: &Reference,
         head: bool,
     ) -> Result<Resp, ApiError> {
-        let repo = self.repo(name)?;
-        let (digest, rec) = self.resolve(&repo, name, reference)?;
+        let generation = self.engine.catalog().generation();
+        let key = (name.as_str().to_string(), reference.to_string());
+        let (digest, rec) = match self.resolved.get(&key, generation) {
+            Some((_, d, r)) => (d, r),
+            None => {
+                let repo = self.repo(name)?;
+                let (d, r) = self.resolve(&repo, name, reference)?;
+                self.resolved.put(key, generation, (repo.id, d.clone(), r.clone()));
+                (d, r)
+            }
+        };
         let body = if head { empty() } else { full(self.manifest_bytes(&digest).await?) };
         let mut resp = Response::new(body);
         let h = resp.headers_mut();

@@ -3,6 +3,7 @@
 //! headers every `/v2/` response carries. Handlers speak HTTP; the engine below them does not.
 
 mod blobs;
+pub mod cache;
 mod listing;
 mod manifests;
 mod token;
@@ -31,7 +32,18 @@ pub struct App {
     pub engine: Engine,
     pub auth: Auth,
     manifest_cache: ManifestCache,
+    /// (Authorization header, repository, action) -> the authorized caller.
+    decisions: cache::GenCache<(String, String, u8), Authenticated>,
+    /// (repository, reference) -> (repository id, manifest digest, record).
+    resolved: cache::GenCache<(String, String), (u64, Digest, stowage_engine::ManifestRecord)>,
+    /// (repository, blob) -> blob size, for blobs the repository references.
+    blob_sizes: cache::GenCache<(String, Digest), u64>,
 }
+
+/// Entries of each hot-path cache.
+const HOT_CACHE_ENTRIES: usize = 16_384;
+/// Oldest a cached authorization may be: bounds how late a token's expiry is noticed.
+const DECISION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub type Resp = Response<Body>;
 
@@ -68,6 +80,9 @@ impl App {
             engine,
             auth,
             manifest_cache: ManifestCache { map: Mutex::new((HashMap::new(), 0)), budget_bytes: MANIFEST_CACHE_BYTES },
+            decisions: cache::GenCache::new(HOT_CACHE_ENTRIES, DECISION_MAX_AGE),
+            resolved: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
+            blob_sizes: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
         }
     }
 
@@ -128,6 +143,21 @@ impl App {
     /// tokens that lack an action the rules would allow, get a 401 challenge naming the scope to
     /// ask for; a known caller the rules refuse gets 403 DENIED naming the failed rule.
     async fn authorize(&self, ep: &Endpoint, headers: &http::HeaderMap) -> Result<Authenticated, ApiError> {
+        let generation = self.engine.catalog().generation();
+        let key = (
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+            ep.name().map(|n| n.as_str().to_string()).unwrap_or_default(),
+            ep.action() as u8,
+        );
+        if let Some(who) = self.decisions.get(&key, generation) {
+            return Ok(who);
+        }
+        let who = self.authorize_uncached(ep, headers).await?;
+        self.decisions.put(key, generation, who.clone());
+        Ok(who)
+    }
+
+    async fn authorize_uncached(&self, ep: &Endpoint, headers: &http::HeaderMap) -> Result<Authenticated, ApiError> {
         let scope_of = |name: &str, act: RegistryAction| match act {
             RegistryAction::Pull => format!("repository:{name}:pull"),
             RegistryAction::Push => format!("repository:{name}:pull,push"),

@@ -103,15 +103,28 @@ const UNIT: &[u8] = b"";
 pub struct Catalog {
     index: Arc<dyn Index>,
     write_lock: Mutex<()>,
+    /// Bumped by every write, so callers can cache what they read and know exactly when it may
+    /// be stale (any write at all, here or in the access model, invalidates).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Catalog {
     pub fn new(index: Arc<dyn Index>) -> Catalog {
-        Catalog { index, write_lock: Mutex::new(()) }
+        Catalog { index, write_lock: Mutex::new(()), generation: std::sync::atomic::AtomicU64::new(0) }
     }
 
     pub fn index(&self) -> &Arc<dyn Index> {
         &self.index
+    }
+
+    /// Changes whenever anything is written through the catalog. A value read while the
+    /// generation was `g` is still current while `generation()` returns `g`.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     // ---- generic keyed records (access model and friends) ----
@@ -152,6 +165,7 @@ impl Catalog {
     pub fn insert_new<T: Serialize>(&self, tree: Tree, key: &[u8], value: &T) -> Result<bool> {
         let ok = self.index.compare_and_swap(tree, key, None, Some(encode(value)))?;
         if ok {
+            self.bump();
             self.index.flush()?;
         }
         Ok(ok)
@@ -165,7 +179,10 @@ impl Catalog {
 
     /// Applies a batch and makes it durable before returning.
     pub fn commit(&self, batch: Batch) -> Result<()> {
+        // Bump before and after: a reader that cached between the two sees a new generation.
+        self.bump();
         self.index.apply(batch)?;
+        self.bump();
         self.index.flush()
     }
 
