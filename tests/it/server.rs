@@ -154,11 +154,35 @@ fn http2_prior_knowledge() {
     assert_eq!(body, b"{}");
 }
 
-#[tokio::test]
-#[ignore = "needs reqwest's `http2` feature (Cargo.toml); http2_prior_knowledge covers h2c meanwhile"]
-async fn http2_prior_knowledge_with_reqwest() {
-    // With the feature: reqwest::Client::builder().http2_prior_knowledge(), GET /v2/ and
-    // assert r.version() == reqwest::Version::HTTP_2 and the registry headers.
+// Multi-threaded, so the client's connection task can answer the server's shutdown PING (h2
+// graceful shutdown) while this thread waits for the server to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_pull_over_h2c_with_reqwest() {
+    use base64::Engine as _;
+    let s = TestServer::start();
+    let cred = base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let d = sha256(&data);
+    let r = h2
+        .post(s.v2(&format!("syn1/h2/blobs/uploads/?digest={d}")))
+        .header("authorization", format!("Basic {cred}"))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 201);
+    assert_eq!(header(&r, "docker-content-digest"), d);
+    let r = h2
+        .get(s.v2(&format!("syn1/h2/blobs/{d}")))
+        .header("authorization", format!("Basic {cred}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.version(), r.status().as_u16()), (reqwest::Version::HTTP_2, 200));
+    assert_eq!(header(&r, "docker-distribution-api-version"), "registry/2.0");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), data.as_slice());
 }
 
 #[tokio::test]
