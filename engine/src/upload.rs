@@ -208,12 +208,20 @@ impl UploadWriter {
         })
         .await
         .map_err(|_| Error::WriterGone)?;
-        // Success or mismatch, the session is over; other errors leave it resumable.
-        if !matches!(result, Err(Error::Io { .. } | Error::Poisoned(_) | Error::WriterGone)) {
-            self.session.gone = true;
-            self.inner.sessions.lock().remove(&self.session.id);
-        } else {
-            self.session.hasher = None;
+        match &result {
+            // Storage failures leave a recorded upload resumable (a one-shot one is freed on drop).
+            Err(Error::Io { .. } | Error::Poisoned(_) | Error::WriterGone) => self.session.hasher = None,
+            // Done, or a mismatch whose data the blocking task already discarded.
+            Ok(_) | Err(Error::DigestMismatch { .. }) => {
+                self.session.gone = true;
+                self.inner.sessions.lock().remove(&self.session.id);
+            }
+            // Anything else (the repository went away meanwhile) ends the upload too: free it.
+            Err(_) => {
+                self.session.gone = true;
+                self.inner.sessions.lock().remove(&self.session.id);
+                self.inner.discard_upload(&self.session.id, self.session.recorded);
+            }
         }
         result
     }

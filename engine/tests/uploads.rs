@@ -18,6 +18,7 @@ on_both_backends!(
     digest_mismatch_discards_the_upload,
     sha512_digest,
     one_shot_put,
+    abandoned_one_shot_is_freed_on_drop,
     identical_blobs_are_stored_once,
     size_limit_refuses_before_writing,
     concurrent_appends_are_refused,
@@ -178,6 +179,21 @@ async fn one_shot_put(io: IoChoice) {
     let err = push(&engine, "syn1/nope", &data(7, 10), 10).await.unwrap_err();
     assert!(matches!(err, Error::RepositoryUnknown(ref r) if r == "syn1/nope"), "{err:?}");
     assert_eq!(engine.stat_blob(&sha256(&data(7, 10))).unwrap(), None);
+    assert!(files_under(&dir.path().join("uploads")).is_empty(), "a failed one-shot leaves no temp file");
+}
+
+async fn abandoned_one_shot_is_freed_on_drop(io: IoChoice) {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = open(config(dir.path(), io));
+    let mut w = engine.put_blob_writer(REPO).await.unwrap();
+    let id = w.id().to_string();
+    w.write(Bytes::from(data(8, 100_000))).await.unwrap();
+    assert_eq!(files_under(&dir.path().join("uploads")).len(), 1);
+    // The client went away before the end of its body.
+    drop(w);
+    assert!(files_under(&dir.path().join("uploads")).is_empty(), "the temp file is removed at once");
+    assert!(matches!(engine.upload_status(&id), Err(Error::UploadUnknown(_))));
+    assert_eq!(common::verify_blob_files(dir.path()), 0);
 }
 
 async fn identical_blobs_are_stored_once(io: IoChoice) {

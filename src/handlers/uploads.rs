@@ -83,22 +83,11 @@ impl App {
         if let Some(d) = digest {
             // end-4b: the whole blob in the POST body.
             self.check_declared_length(&req, 0)?;
+            // A one-shot upload that fails is not resumable: dropping its writer frees the session
+            // and the temp file at once.
             let mut w = self.engine.put_blob_writer(name.as_str()).await?;
-            let id = w.id().to_string();
-            let streamed = self.stream_body(req.into_body(), &mut w).await;
-            let finished = match streamed {
-                Ok(_) => w.finish(&d).await.map_err(ApiError::from),
-                Err(e) => {
-                    drop(w);
-                    Err(e)
-                }
-            };
-            if let Err(e) = finished {
-                // A one-shot upload cannot be resumed: free its session and temp file now instead
-                // of leaving them until the next restart. Already gone (digest mismatch) is fine.
-                let _ = self.engine.cancel_upload(&id).await;
-                return Err(e);
-            }
+            self.stream_body(req.into_body(), &mut w).await?;
+            w.finish(&d).await?;
             return Ok(Self::blob_created(name, &d));
         }
         let st = self.engine.start_upload(name.as_str())?;
