@@ -103,13 +103,17 @@ pub enum Endpoint {
         artifact_type: Option<String>,
     },
     Healthz,
+    /// Prometheus text exposition.
+    Metrics,
     Readyz,
 }
 
 impl Endpoint {
     pub fn action(&self) -> Action {
         match self {
-            Endpoint::Base | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Token { .. } => Action::None,
+            Endpoint::Base | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Metrics | Endpoint::Token { .. } => {
+                Action::None
+            }
             Endpoint::Catalog(_) => Action::Catalog,
             Endpoint::BlobGet { .. }
             | Endpoint::ManifestGet { .. }
@@ -128,9 +132,12 @@ impl Endpoint {
     /// The repository the request is about, if any.
     pub fn name(&self) -> Option<&RepositoryName> {
         match self {
-            Endpoint::Base | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Catalog(_) | Endpoint::Token { .. } => {
-                None
-            }
+            Endpoint::Base
+            | Endpoint::Healthz
+            | Endpoint::Readyz
+            | Endpoint::Metrics
+            | Endpoint::Catalog(_)
+            | Endpoint::Token { .. } => None,
             Endpoint::BlobGet { name, .. }
             | Endpoint::BlobDelete { name, .. }
             | Endpoint::UploadStart { name, .. }
@@ -150,6 +157,7 @@ impl Endpoint {
     pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Option<Endpoint>, ApiError> {
         match path {
             "/healthz" => return only_get(method).map(|_| Some(Endpoint::Healthz)),
+            "/metrics" => return only_get(method).map(|_| Some(Endpoint::Metrics)),
             "/readyz" => return only_get(method).map(|_| Some(Endpoint::Readyz)),
             "/v2" | "/v2/" => return only_get(method).map(|_| Some(Endpoint::Base)),
             "/v2/token" => {

@@ -32,6 +32,8 @@ pub struct App {
     pub engine: Engine,
     pub auth: Auth,
     manifest_cache: ManifestCache,
+    /// Responses sent, by status class (index 1 = 1xx ... 5 = 5xx).
+    responses: [std::sync::atomic::AtomicU64; 6],
     /// (Authorization header, repository, action) -> the authorized caller.
     decisions: cache::GenCache<(String, String, u8), Authenticated>,
     /// (repository, reference) -> (repository id, manifest digest, record).
@@ -80,6 +82,7 @@ impl App {
             engine,
             auth,
             manifest_cache: ManifestCache { map: Mutex::new((HashMap::new(), 0)), budget_bytes: MANIFEST_CACHE_BYTES },
+            responses: Default::default(),
             decisions: cache::GenCache::new(HOT_CACHE_ENTRIES, DECISION_MAX_AGE),
             resolved: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
             blob_sizes: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
@@ -94,6 +97,8 @@ impl App {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
+        let class = usize::from(resp.status().as_u16() / 100).min(5);
+        self.responses[class].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if path.starts_with("/v2") {
             resp.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
         }
@@ -116,6 +121,7 @@ impl App {
             Endpoint::Token { .. } => Err(ApiError::internal("token endpoint reached dispatch", &"unreachable")),
             Endpoint::Base => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
             Endpoint::Healthz => Ok(text_response(StatusCode::OK, "ok\n")),
+            Endpoint::Metrics => self.metrics(),
             Endpoint::Readyz => match self.engine.check_writable() {
                 Ok(()) => Ok(text_response(StatusCode::OK, "ready\n")),
                 Err(e) => Ok(text_response(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {e}\n"))),
@@ -209,6 +215,33 @@ impl App {
     fn challenge(&self, scope: Option<&str>, message: &str) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, message)
             .with_header(header::WWW_AUTHENTICATE, &self.auth.challenge(scope))
+    }
+
+    /// `GET /metrics`: Prometheus text format. Counts and sizes only, nothing about who or what.
+    fn metrics(&self) -> Result<Resp, ApiError> {
+        use std::fmt::Write;
+        let mut out = String::new();
+        out.push_str("# HELP stowage_http_responses_total Responses sent, by status class.\n");
+        out.push_str("# TYPE stowage_http_responses_total counter\n");
+        for (class, n) in self.responses.iter().enumerate().skip(1) {
+            let n = n.load(std::sync::atomic::Ordering::Relaxed);
+            let _ = writeln!(out, "stowage_http_responses_total{{class=\"{class}xx\"}} {n}");
+        }
+        out.push_str("# HELP stowage_stored_bytes Unique blob bytes stored over all repositories.\n");
+        out.push_str("# TYPE stowage_stored_bytes gauge\n");
+        let _ = writeln!(out, "stowage_stored_bytes {}", self.engine.physical_bytes()?);
+        out.push_str("# HELP stowage_index_writes_total Index write batches since start.\n");
+        out.push_str("# TYPE stowage_index_writes_total counter\n");
+        let _ = writeln!(out, "stowage_index_writes_total {}", self.engine.catalog().generation() / 2);
+        out.push_str("# HELP stowage_storage_writable 1 while storage accepts writes, 0 after a failed fsync.\n");
+        out.push_str("# TYPE stowage_storage_writable gauge\n");
+        let _ = writeln!(out, "stowage_storage_writable {}", u8::from(self.engine.check_writable().is_ok()));
+        out.push_str("# HELP stowage_io_backend The I/O backend in use.\n");
+        out.push_str("# TYPE stowage_io_backend gauge\n");
+        let _ = writeln!(out, "stowage_io_backend{{backend=\"{}\"}} 1", self.engine.io_backend());
+        let mut r = text_response(StatusCode::OK, &out);
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+        Ok(r)
     }
 
     /// The repository record, or NAME_UNKNOWN.

@@ -253,3 +253,24 @@ async fn interrupted_upload_resumes_after_a_restart() {
     let r = client().get(s.v2(&format!("syn1/app/blobs/{d}"))).send().await.unwrap();
     assert_eq!(r.bytes().await.unwrap().as_ref(), data.as_slice());
 }
+
+#[tokio::test]
+async fn metrics_count_responses_and_stored_bytes() {
+    let s = TestServer::start();
+    push_blob(&s, "syn1/app", b"twelve bytes").await;
+    let r = anonymous().get(s.v2("syn1/app/blobs/sha256:bad")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = anonymous().get(format!("{}/metrics", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "content-type"), "text/plain; version=0.0.4");
+    let text = r.text().await.unwrap();
+    let value = |name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("stowage_stored_bytes "), 12);
+    assert!(value("stowage_http_responses_total{class=\"2xx\"}") >= 1, "{text}");
+    assert!(value("stowage_http_responses_total{class=\"4xx\"}") >= 1, "{text}");
+    assert_eq!(value("stowage_storage_writable "), 1);
+    assert!(text.contains("stowage_io_backend{backend=\""), "{text}");
+}
