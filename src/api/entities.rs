@@ -117,18 +117,9 @@ impl App {
     }
 
     pub(super) fn create_project(&self, call: &Call) -> ApiResult {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Body {
-            name: String,
-        }
         let me = call.user()?.to_string();
-        let b: Body = call.json()?;
-        let name = b.name.trim();
-        if name.is_empty() || name.len() > 256 {
-            return Err(bad_request("project name must be 1 to 256 characters"));
-        }
-        let p = self.auth.store.create_project(name, &me)?;
+        let name = call.name_body("project", 256)?;
+        let p = self.auth.store.create_project(&name, &me)?;
         Ok((StatusCode::CREATED, self.ent_json(&Ent::Project(p))?))
     }
 

@@ -74,6 +74,22 @@ impl Call {
         serde_json::from_slice(&self.body).map_err(|e| bad_request(format!("request body: {e}")))
     }
 
+    /// The trimmed `name` of a `{"name": ...}` body, 1 to `max` bytes; `what` names the thing
+    /// in the error ("project", "team").
+    pub fn name_body(&self, what: &str, max: usize) -> Result<String, ApiErr> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            name: String,
+        }
+        let b: Body = self.json()?;
+        let name = b.name.trim();
+        if name.is_empty() || name.len() > max {
+            return Err(bad_request(format!("{what} name must be 1 to {max} characters")));
+        }
+        Ok(name.to_string())
+    }
+
     pub fn q(&self, k: &str) -> Option<&str> {
         self.query.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
     }

@@ -98,17 +98,9 @@ impl App {
     }
 
     pub(super) fn create_team(&self, call: &Call) -> ApiResult {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Body {
-            name: String,
-        }
         let me = call.user()?.to_string();
-        let b: Body = call.json()?;
-        if b.name.trim().is_empty() || b.name.len() > 128 {
-            return Err(bad_request("team name must be 1 to 128 characters"));
-        }
-        let mut t = self.auth.store.create_team(b.name.trim())?;
+        let name = call.name_body("team", 128)?;
+        let mut t = self.auth.store.create_team(&name)?;
         t.members.insert(me);
         self.auth.store.put_team(&t)?;
         Ok((StatusCode::CREATED, team_json(&t)))
