@@ -81,6 +81,10 @@ impl BlobWriter for Writer {
         self.state.check(FaultOp::Sync)?;
         self.inner.sync()
     }
+
+    fn start_writeback(&mut self) -> io::Result<()> {
+        self.inner.start_writeback()
+    }
 }
 
 impl IoBackend for Faulty {

@@ -12,6 +12,8 @@ pub struct StdFs;
 struct Writer {
     file: File,
     offset: u64,
+    /// Everything before this has been handed to writeback.
+    kicked: u64,
 }
 
 impl BlobWriter for Writer {
@@ -28,6 +30,12 @@ impl BlobWriter for Writer {
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
     }
+
+    fn start_writeback(&mut self) -> io::Result<()> {
+        super::start_writeback_range(&self.file, self.kicked, self.offset)?;
+        self.kicked = self.offset;
+        Ok(())
+    }
 }
 
 impl IoBackend for StdFs {
@@ -36,7 +44,7 @@ impl IoBackend for StdFs {
     }
 
     fn writer(&self, file: File, offset: u64) -> io::Result<Box<dyn BlobWriter>> {
-        Ok(Box::new(Writer { file, offset }))
+        Ok(Box::new(Writer { file, offset, kicked: offset }))
     }
 
     fn sync_file(&self, file: &File) -> io::Result<()> {

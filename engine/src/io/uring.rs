@@ -71,6 +71,8 @@ struct UringWriter {
     slots: Vec<Option<InFlight>>,
     in_flight: u32,
     error: Option<io::Error>,
+    /// Everything before this has been handed to writeback.
+    kicked: u64,
 }
 
 impl UringWriter {
@@ -84,6 +86,7 @@ impl UringWriter {
             slots: (0..depth).map(|_| None).collect(),
             in_flight: 0,
             error: None,
+            kicked: offset,
         })
     }
 
@@ -169,6 +172,14 @@ impl BlobWriter for UringWriter {
     fn sync(&mut self) -> io::Result<()> {
         self.flush()?;
         self.file.sync_data()
+    }
+
+    fn start_writeback(&mut self) -> io::Result<()> {
+        // Only bytes whose writes completed are in the page cache: stop at the oldest in flight.
+        let done = self.slots.iter().flatten().map(|f| f.offset).min().unwrap_or(self.offset);
+        super::start_writeback_range(&self.file, self.kicked, done)?;
+        self.kicked = self.kicked.max(done);
+        Ok(())
     }
 }
 
