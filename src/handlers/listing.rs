@@ -49,8 +49,8 @@ impl App {
             let batch = self.engine.catalog().list_repo_names(cursor.as_deref(), 256)?;
             let Some((last, _)) = batch.last() else { break };
             cursor = Some(last.clone());
-            for (name, id) in batch {
-                if self.visible_repo(&who.caller, &name, id)? {
+            for (name, _) in batch {
+                if self.visible_repo(&who.caller, &name)? {
                     names.push(name);
                     if names.len() > n {
                         break;
@@ -114,18 +114,12 @@ impl App {
 
 impl App {
     /// May the caller see this repository in listings (READ, not in the trash)?
-    pub(crate) fn visible_repo(
-        &self,
-        caller: &crate::access::rules::Caller,
-        name: &str,
-        id: u64,
-    ) -> Result<bool, ApiError> {
+    pub(crate) fn visible_repo(&self, caller: &crate::access::rules::Caller, name: &str) -> Result<bool, ApiError> {
         let project = name.split('/').next().unwrap_or("");
         let facts = self.auth.store.repo_facts(name, project)?;
         if facts.trashed.is_some() || !facts.project_exists {
             return Ok(caller.is_admin() && facts.trashed.is_none());
         }
-        let _ = id;
         let acl = match facts.repo_acl {
             Some(a) => a,
             None => facts.project_acl,

@@ -58,11 +58,11 @@ impl App {
         let generation = self.engine.catalog().generation();
         let key = (name.as_str().to_string(), reference.to_string());
         let (digest, rec) = match self.resolved.get(&key, generation) {
-            Some((_, d, r)) => (d, r),
+            Some(hit) => hit,
             None => {
                 let repo = self.repo(name)?;
                 let (d, r) = self.resolve(&repo, name, reference)?;
-                self.resolved.put(key, generation, (repo.id, d.clone(), r.clone()));
+                self.resolved.put(key, generation, (d.clone(), r.clone()));
                 (d, r)
             }
         };

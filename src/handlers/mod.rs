@@ -36,8 +36,8 @@ pub struct App {
     responses: [std::sync::atomic::AtomicU64; 6],
     /// (Authorization header, repository, action) -> the authorized caller.
     decisions: cache::GenCache<(String, String, u8), Authenticated>,
-    /// (repository, reference) -> (repository id, manifest digest, record).
-    resolved: cache::GenCache<(String, String), (u64, Digest, stowage_engine::ManifestRecord)>,
+    /// (repository, reference) -> (manifest digest, record).
+    resolved: cache::GenCache<(String, String), (Digest, stowage_engine::ManifestRecord)>,
     /// (repository, blob) -> blob size, for blobs the repository references.
     blob_sizes: cache::GenCache<(String, Digest), u64>,
 }

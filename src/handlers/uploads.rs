@@ -107,10 +107,7 @@ impl App {
             ),
             None => None,
         };
-        let st = self.engine.upload_status(id)?;
-        if st.repo != name.as_str() {
-            return Err(ApiError::not_found(Code::BlobUploadUnknown, format!("upload {id} does not belong to {name}")));
-        }
+        let st = self.upload_in(name, id)?;
         let declared = self.check_declared_length(req, st.offset)?;
         if let (Some(r), Some(len)) = (range, declared) {
             if r.byte_count() != len {
@@ -152,12 +149,18 @@ impl App {
         Ok(Self::blob_created(name, digest))
     }
 
-    /// end-13: `GET /v2/<name>/blobs/uploads/<id>`: where to resume.
-    pub(super) async fn upload_status(&self, name: &RepositoryName, id: &str) -> Result<Resp, ApiError> {
+    /// The status of upload `id`, which must have been started in repository `name`.
+    fn upload_in(&self, name: &RepositoryName, id: &str) -> Result<stowage_engine::UploadStatus, ApiError> {
         let st = self.engine.upload_status(id)?;
         if st.repo != name.as_str() {
             return Err(ApiError::not_found(Code::BlobUploadUnknown, format!("upload {id} does not belong to {name}")));
         }
+        Ok(st)
+    }
+
+    /// end-13: `GET /v2/<name>/blobs/uploads/<id>`: where to resume.
+    pub(super) async fn upload_status(&self, name: &RepositoryName, id: &str) -> Result<Resp, ApiError> {
+        let st = self.upload_in(name, id)?;
         let mut r = Self::upload_accepted(name, id, st.offset);
         *r.status_mut() = StatusCode::NO_CONTENT;
         Ok(r)
@@ -165,10 +168,7 @@ impl App {
 
     /// `DELETE /v2/<name>/blobs/uploads/<id>`: cancel and free the space.
     pub(super) async fn upload_cancel(&self, name: &RepositoryName, id: &str) -> Result<Resp, ApiError> {
-        let st = self.engine.upload_status(id)?;
-        if st.repo != name.as_str() {
-            return Err(ApiError::not_found(Code::BlobUploadUnknown, format!("upload {id} does not belong to {name}")));
-        }
+        self.upload_in(name, id)?;
         self.engine.cancel_upload(id).await?;
         Ok(bare(StatusCode::NO_CONTENT, &[]))
     }
