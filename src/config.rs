@@ -29,11 +29,18 @@ pub struct AuthConfig {
     pub token_ttl: String,
     /// Let anyone create an account with `POST /api/v1/users`. Default `false`.
     pub self_registration: bool,
+    /// Lifetime of OAuth2 refresh tokens (`POST /v2/token`). Default `7d`.
+    pub refresh_token_ttl: String,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { service: "stowage".into(), token_ttl: "15m".into(), self_registration: false }
+        AuthConfig {
+            service: "stowage".into(),
+            token_ttl: "15m".into(),
+            self_registration: false,
+            refresh_token_ttl: "7d".into(),
+        }
     }
 }
 
@@ -120,6 +127,7 @@ pub struct Settings {
     pub engine: stowage_engine::EngineConfig,
     pub service: String,
     pub token_ttl: Duration,
+    pub refresh_ttl: Duration,
     pub self_registration: bool,
     /// Password of the `admin` user made on first start (else `STOWAGE_ADMIN_PASSWORD`, else a
     /// generated one printed once). Not in the config file: set it in code or the environment.
@@ -184,6 +192,10 @@ impl Config {
             engine,
             service: self.auth.service.clone(),
             token_ttl: parse_duration("auth.token_ttl", &self.auth.token_ttl)?,
+            refresh_ttl: match parse_duration("auth.refresh_token_ttl", &self.auth.refresh_token_ttl)? {
+                d if d.is_zero() => anyhow::bail!("auth.refresh_token_ttl must be more than zero"),
+                d => d,
+            },
             self_registration: self.auth.self_registration,
             admin_password: None,
         })

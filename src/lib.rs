@@ -32,6 +32,7 @@ pub async fn run(
     bootstrap_admin(&store, settings.admin_password.clone()).await?;
     let mut auth = auth::Auth::new(keys, store, settings.service.clone(), format!("{public_url}/v2/token"));
     auth.token_ttl = settings.token_ttl;
+    auth.refresh_ttl = settings.refresh_ttl;
     let app = Arc::new(handlers::App::new(settings, engine.clone(), auth));
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

@@ -77,6 +77,8 @@ pub struct BlobInfo {
 pub struct UploadStatus {
     pub id: String,
     pub repo: String,
+    /// Who started the upload.
+    pub owner: String,
     /// Bytes received and durable; the next chunk starts here.
     pub offset: u64,
 }
@@ -222,6 +224,7 @@ impl Engine {
             let session = Session {
                 id: rec.id.clone(),
                 repo: rec.repo,
+                owner: rec.owner,
                 offset: rec.offset,
                 hasher: None,
                 recorded: true,
@@ -263,7 +266,7 @@ impl Engine {
 
     /// Starts a resumable upload into `repo` (which must exist). The session is recorded durably
     /// so it survives a restart.
-    pub fn start_upload(&self, repo: &str) -> Result<UploadStatus> {
+    pub fn start_upload(&self, repo: &str, owner: &str) -> Result<UploadStatus> {
         self.inner.check_poisoned()?;
         let id = uuid::Uuid::new_v4().to_string();
         let started = now_secs();
@@ -273,10 +276,12 @@ impl Engine {
             offset: 0,
             started,
             updated: started,
+            owner: owner.to_string(),
         })?;
         let session = Session {
             id: id.clone(),
             repo: repo.to_string(),
+            owner: owner.to_string(),
             offset: 0,
             hasher: None,
             recorded: true,
@@ -284,7 +289,7 @@ impl Engine {
             gone: false,
         };
         self.inner.sessions.lock().insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
-        Ok(UploadStatus { id, repo: repo.to_string(), offset: 0 })
+        Ok(UploadStatus { id, repo: repo.to_string(), owner: owner.to_string(), offset: 0 })
     }
 
     fn session(&self, id: &str) -> Result<Arc<tokio::sync::Mutex<Session>>> {
@@ -298,7 +303,7 @@ impl Engine {
         if guard.gone {
             return Err(Error::UploadUnknown(id.to_string()));
         }
-        Ok(UploadStatus { id: guard.id.clone(), repo: guard.repo.clone(), offset: guard.offset })
+        Ok(UploadStatus { id: guard.id.clone(), repo: guard.repo.clone(), owner: guard.owner.clone(), offset: guard.offset })
     }
 
     /// Opens a writer appending to upload `id`. `expected_offset` (from `Content-Range`) must equal
@@ -325,6 +330,7 @@ impl Engine {
         let session = Session {
             id: id.clone(),
             repo: repo.to_string(),
+            owner: String::new(),
             offset: 0,
             hasher: None,
             recorded: false,

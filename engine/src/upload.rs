@@ -27,6 +27,8 @@ use tokio::sync::{mpsc, OwnedMutexGuard};
 pub(crate) struct Session {
     pub id: String,
     pub repo: String,
+    /// Who started it: only they may continue, inspect or cancel it (the daemon checks).
+    pub owner: String,
     /// Bytes durable and recorded in the index.
     pub offset: u64,
     /// Hash of bytes `0..offset`; None after a restart or a failed append, until re-hashed.
@@ -157,11 +159,12 @@ impl UploadWriter {
         let done = self.join().await?;
         let inner = self.inner.clone();
         let (id, repo, started) = (self.session.id.clone(), self.session.repo.clone(), self.session.started);
+        let owner = self.session.owner.clone();
         let WorkerDone { hasher, mut writer, end } = done;
         let path = upload_path(&inner.uploads_dir, &id);
         let writer_back = tokio::task::spawn_blocking(move || -> Result<Box<dyn BlobWriter>> {
             writer.sync().map_err(|e| inner.poison(&path, e))?;
-            inner.catalog.put_upload(&UploadRecord { id, repo, offset: end, started, updated: now_secs() })?;
+            inner.catalog.put_upload(&UploadRecord { id, repo, offset: end, started, updated: now_secs(), owner })?;
             Ok(writer)
         })
         .await

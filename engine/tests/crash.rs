@@ -235,7 +235,7 @@ async fn one_shot(engine: &Engine, seed: u64) {
 async fn resumable(engine: &Engine, seed: u64) {
     let (len, request) = upload_plan(seed);
     let bytes = data(seed, len);
-    let up = engine.start_upload(REPO).unwrap();
+    let up = engine.start_upload(REPO, "alice").unwrap();
     say(format!("START {} {seed}", up.id));
     let mut offset = 0;
     while offset + request < len {

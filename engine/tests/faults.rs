@@ -57,7 +57,7 @@ async fn write_fault(io: IoChoice, errno: i32) {
     // Write 1 is the first chunk; write 3 is the second piece of the second chunk.
     let (engine, _) = faulty_engine(dir.path(), io, FaultOp::Write, 3, errno, false);
     let bytes = data(20, 100_000);
-    let up = engine.start_upload(REPO).unwrap();
+    let up = engine.start_upload(REPO, "alice").unwrap();
     assert_eq!(append(&engine, &up.id, 0, &bytes[..10_000]).await.unwrap(), 10_000);
 
     let err = append_pieces(&engine, &up.id, 10_000, &bytes[10_000..60_000]).await.unwrap_err();
@@ -100,7 +100,7 @@ async fn disk_stays_full(io: IoChoice) {
     // A full disk is not a failed fsync: the engine does not poison itself, and an upload whose
     // chunk failed keeps its durable offset.
     engine.check_writable().unwrap();
-    let up = engine.start_upload(REPO).unwrap();
+    let up = engine.start_upload(REPO, "alice").unwrap();
     assert_errno(&append(&engine, &up.id, 0, &bytes).await.unwrap_err(), libc::ENOSPC);
     assert_eq!(engine.upload_status(&up.id).unwrap().offset, 0);
     assert_eq!(engine.physical_bytes().unwrap(), 0);
@@ -121,7 +121,7 @@ async fn assert_poisoned(engine: &Engine, repo_id: u64, upload: &str) {
     };
     let errors = [
         engine.check_writable().err(),
-        engine.start_upload(REPO).err(),
+        engine.start_upload(REPO, "alice").err(),
         engine.append(upload, None).await.err(),
         engine.put_blob_writer(REPO).await.err(),
         engine.put_small_blob(REPO, &d, small.clone()).await.err(),
@@ -137,7 +137,7 @@ async fn failed_chunk_fsync_poisons(io: IoChoice) {
     let dir = tempfile::tempdir().unwrap();
     // Not sticky: the disk "recovers", but the engine must not trust the page cache again.
     let (engine, repo_id) = faulty_engine(dir.path(), io, FaultOp::Sync, 1, libc::EIO, false);
-    let up = engine.start_upload(REPO).unwrap();
+    let up = engine.start_upload(REPO, "alice").unwrap();
     let err = append(&engine, &up.id, 0, &data(22, 30_000)).await.unwrap_err();
     assert!(matches!(err, Error::Poisoned(ref why) if why.contains(&up.id)), "{err:?}");
     // The chunk was never acknowledged, so its offset was not recorded.

@@ -30,7 +30,7 @@ async fn chunked_upload_at_offsets(io: IoChoice) {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = open(config(dir.path(), io));
     let bytes = data(1, 300_000);
-    let up = engine.start_upload(REPO).unwrap();
+    let up = engine.start_upload(REPO, "alice").unwrap();
     assert_eq!((up.repo.as_str(), up.offset), (REPO, 0));
     assert_eq!(engine.upload_status(&up.id).unwrap().offset, 0);
 
@@ -79,7 +79,7 @@ async fn chunked_upload_at_offsets(io: IoChoice) {
 async fn cancel_removes_the_upload(io: IoChoice) {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = open(config(dir.path(), io));
-    let up = engine.start_upload(REPO).unwrap();
+    let up = engine.start_upload(REPO, "alice").unwrap();
     append(&engine, &up.id, 0, &data(2, 50_000)).await.unwrap();
     let file = dir.path().join("uploads").join(&up.id);
     assert_eq!(std::fs::metadata(&file).unwrap().len(), 50_000);
@@ -100,7 +100,7 @@ async fn digest_mismatch_discards_the_upload(io: IoChoice) {
     let wrong = sha256(b"something else");
 
     // Resumable upload.
-    let up = engine.start_upload(REPO).unwrap();
+    let up = engine.start_upload(REPO, "alice").unwrap();
     append(&engine, &up.id, 0, &bytes[..40_000]).await.unwrap();
     let mut w = engine.append(&up.id, Some(40_000)).await.unwrap();
     w.write(Bytes::copy_from_slice(&bytes[40_000..])).await.unwrap();
@@ -132,7 +132,7 @@ async fn sha512_digest(io: IoChoice) {
     let bytes = data(4, 200_000);
     let d512 = Digest::of(Algorithm::Sha512, &bytes);
 
-    let up = engine.start_upload(REPO).unwrap();
+    let up = engine.start_upload(REPO, "alice").unwrap();
     append(&engine, &up.id, 0, &bytes[..70_000]).await.unwrap();
     let mut w = engine.append(&up.id, Some(70_000)).await.unwrap();
     w.write(Bytes::copy_from_slice(&bytes[70_000..])).await.unwrap();
@@ -211,7 +211,7 @@ async fn identical_blobs_are_stored_once(io: IoChoice) {
     assert_eq!((again.digest.clone(), again.new), (first.digest.clone(), false));
 
     // The same bytes through a resumable upload into another repository.
-    let up = engine.start_upload("syn1/other").unwrap();
+    let up = engine.start_upload("syn1/other", "alice").unwrap();
     append(&engine, &up.id, 0, &bytes[..1_000]).await.unwrap();
     let mut w = engine.append(&up.id, Some(1_000)).await.unwrap();
     w.write(Bytes::copy_from_slice(&bytes[1_000..])).await.unwrap();
@@ -246,7 +246,7 @@ async fn size_limit_refuses_before_writing(io: IoChoice) {
     // Resumable: 600 bytes are durable; a second request of 600 is refused before any byte of it
     // reaches the file, and the upload can still be finished within the limit.
     let bytes = data(9, 1_000);
-    let up = engine.start_upload(REPO).unwrap();
+    let up = engine.start_upload(REPO, "alice").unwrap();
     append(&engine, &up.id, 0, &bytes[..600]).await.unwrap();
     let mut w = engine.append(&up.id, Some(600)).await.unwrap();
     match w.write(Bytes::from(vec![2u8; 600])).await {
@@ -267,7 +267,7 @@ async fn concurrent_appends_are_refused(io: IoChoice) {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = open(config(dir.path(), io));
     let bytes = data(10, 20_000);
-    let up = engine.start_upload(REPO).unwrap();
+    let up = engine.start_upload(REPO, "alice").unwrap();
 
     let mut first = engine.append(&up.id, Some(0)).await.unwrap();
     first.write(Bytes::copy_from_slice(&bytes[..10_000])).await.unwrap();
@@ -306,7 +306,7 @@ async fn upload_survives_a_restart(io: IoChoice) {
     let bytes = data(11, 500_000);
     let id = {
         let (engine, _) = open(config(dir.path(), io));
-        let up = engine.start_upload(REPO).unwrap();
+        let up = engine.start_upload(REPO, "alice").unwrap();
         append(&engine, &up.id, 0, &bytes[..120_000]).await.unwrap();
         append(&engine, &up.id, 120_000, &bytes[120_000..300_000]).await.unwrap();
         // A request that was cut off: its bytes may reach the file but were never acknowledged.
@@ -349,13 +349,13 @@ async fn idle_uploads_expire(io: IoChoice) {
     let mut cfg = config(dir.path(), io);
     cfg.upload_ttl = Duration::ZERO;
     let (engine, _) = open(cfg);
-    let idle = engine.start_upload(REPO).unwrap();
+    let idle = engine.start_upload(REPO, "alice").unwrap();
     append(&engine, &idle.id, 0, &data(12, 5_000)).await.unwrap();
-    let untouched = engine.start_upload(REPO).unwrap();
+    let untouched = engine.start_upload(REPO, "alice").unwrap();
     // Records carry whole seconds: step past the second of the last update.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     // An upload being written right now is not expired under its writer.
-    let busy = engine.start_upload(REPO).unwrap();
+    let busy = engine.start_upload(REPO, "alice").unwrap();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let w = engine.append(&busy.id, Some(0)).await.unwrap();
 

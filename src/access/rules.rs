@@ -117,6 +117,16 @@ pub enum Scope {
     Modify,
 }
 
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::View => "view",
+            Scope::Download => "download",
+            Scope::Modify => "modify",
+        }
+    }
+}
+
 /// The caller of a request, as the rules see it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Caller {
@@ -223,6 +233,11 @@ pub enum Denial {
     /// Anonymous caller where a login would help: answer 401 with a challenge.
     #[error("authentication required to {action} {name}; run docker login")]
     LoginRequired { action: &'static str, name: String },
+    /// A logged-in caller who may not READ the repository (or its project): the same answer
+    /// whether it exists, is in the trash or never existed, so ids cannot be probed.
+    #[error("{name} does not exist, or {user} may not {action} it; check the project id in the image name or ask the project's owner to share it with you")]
+    NotVisible { user: String, action: &'static str, name: String },
+    /// Only administrators (who may see everything) are told plainly.
     #[error("project {0} does not exist; create it first or check the project id in the image name")]
     ProjectMissing(String),
     #[error("{0} is in the trash; restore it to use it again")]
@@ -257,26 +272,25 @@ fn need_scope(caller: &Caller, scope: Scope, name: &'static str) -> Result<(), D
 /// the repository, not about the caller), then identity, then scopes and permissions.
 pub fn decide(caller: &Caller, action: RegistryAction, f: &RepoFacts) -> Result<(), Denial> {
     let login_required = || Denial::LoginRequired { action: action.verb(), name: f.name.clone() };
-    if !f.project_exists {
-        // Anonymous callers learn nothing about which ids exist: they are asked to log in.
-        return Err(if caller.user.is_none() {
-            login_required()
-        } else {
-            Denial::ProjectMissing(f.project_id.clone())
-        });
-    }
     let (acl, entity) = match &f.repo_acl {
         Some(a) if f.repo_exists => (a, f.name.as_str()),
         _ => (&f.project_acl, f.project_id.as_str()),
     };
-    let have = effective(caller, acl);
-    if let Some(what) = &f.trashed {
-        // Only callers who could see the repository learn that it is in the trash.
-        return Err(if caller.user.is_none() && !have.contains(&AccessType::Read) {
-            login_required()
-        } else {
-            Denial::InTrash(what.clone())
+    if !f.project_exists && caller.is_admin() {
+        return Err(Denial::ProjectMissing(f.project_id.clone()));
+    }
+    let have = if f.project_exists { effective(caller, acl) } else { BTreeSet::new() };
+    if have.is_empty() {
+        // Whoever has no access at all to the repository learns nothing about whether it (or its project)
+        // exists or is in the trash: anonymous callers are asked to log in, others get one
+        // answer for all three cases.
+        return Err(match &caller.user {
+            None => login_required(),
+            Some(u) => Denial::NotVisible { user: u.name.clone(), action: action.verb(), name: f.name.clone() },
         });
+    }
+    if let Some(what) = &f.trashed {
+        return Err(Denial::InTrash(what.clone()));
     }
     let user_name = caller.name().to_string();
     let denied = |level: &'static str, ent: &str| -> Denial {

@@ -18,6 +18,21 @@ pub struct UserRecord {
     pub certified: bool,
     pub admin: bool,
     pub created: i64,
+    /// A disabled user cannot log in, and every credential it holds fails.
+    #[serde(default)]
+    pub disabled: bool,
+    /// The credential generation: registry tokens, refresh tokens, access tokens and cached
+    /// password checks carry the generation they were made at and fail once it moves. Changing
+    /// the password or disabling the user moves it, so every credential ends at the next request.
+    #[serde(default)]
+    pub generation: u64,
+}
+
+impl UserRecord {
+    /// May a credential made for user `uid` at `generation` still act as this user?
+    pub fn accepts(&self, uid: u64, generation: u64) -> bool {
+        !self.disabled && self.id == uid && self.generation == generation
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +40,9 @@ pub struct TeamRecord {
     pub id: u64,
     pub name: String,
     pub members: BTreeSet<String>,
+    /// Who may change the members and managers (the creator first). Administrators may too.
+    #[serde(default)]
+    pub managers: BTreeSet<String>,
 }
 
 /// What an entity id (`syn<N>`) names.
@@ -69,6 +87,36 @@ pub struct TokenRecord {
     pub created: i64,
     pub expires: i64,
     pub revoked: bool,
+    /// The owner's user id and credential generation when the token was made: a token of a
+    /// deleted user (even if the name is taken again), or made before a password change, fails.
+    #[serde(default)]
+    pub user_id: u64,
+    #[serde(default)]
+    pub generation: u64,
+}
+
+/// One security-relevant event (issue: audit trail). Appended, never rewritten.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub time: i64,
+    /// Who did it: a user name, or `anonymous`.
+    pub actor: String,
+    /// The client's IP address.
+    pub address: String,
+    /// What happened, e.g. `login`, `token.create`, `acl.set`, `user.disable`.
+    pub action: String,
+    /// What it was done to: a user name, a token id, an entity id like `syn3`, a team id.
+    pub target: String,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Audit keys sort newest first: `u64::MAX - seq`, big-endian.
+fn audit_key(seq: u64) -> [u8; 8] {
+    (u64::MAX - seq).to_be_bytes()
 }
 
 pub fn entity_key(id: u64) -> [u8; 8] {
@@ -119,12 +167,42 @@ impl Store {
             certified: admin,
             admin,
             created: now_secs(),
+            disabled: false,
+            generation: 0,
         };
         Ok(self.cat().insert_new(Tree::Users, username.as_bytes(), &rec)?.then_some(rec))
     }
 
     pub fn put_user(&self, rec: &UserRecord) -> Result<()> {
         self.cat().put(Tree::Users, rec.username.as_bytes(), rec)
+    }
+
+    /// Deletes a user and everything that names it: its access tokens, its team memberships and
+    /// manager roles, and the sharing-settings entries for it, so a later user of the same name
+    /// inherits nothing. Its registry tokens already fail, since they carry the user id.
+    pub fn delete_user(&self, name: &str) -> Result<bool> {
+        if self.user(name)?.is_none() {
+            return Ok(false);
+        }
+        for t in self.tokens_of(name)? {
+            self.cat().remove(Tree::Tokens, t.id.as_bytes())?;
+        }
+        for mut t in self.teams()? {
+            let changed = t.members.remove(name) | t.managers.remove(name);
+            if changed {
+                self.put_team(&t)?;
+            }
+        }
+        let who = Principal::User(name.to_string());
+        for (key, mut acl) in self.cat().scan::<Acl>(Tree::Acls, b"", None, usize::MAX)? {
+            let before = acl.entries.len();
+            acl.entries.retain(|e| e.principal != who);
+            if acl.entries.len() != before {
+                self.cat().put(Tree::Acls, &key, &acl)?;
+            }
+        }
+        self.cat().remove(Tree::Users, name.as_bytes())?;
+        Ok(true)
     }
 
     pub fn users(&self) -> Result<Vec<UserRecord>> {
@@ -139,9 +217,11 @@ impl Store {
         self.cat().put(Tree::Teams, &t.id.to_be_bytes(), t)
     }
 
-    pub fn create_team(&self, name: &str) -> Result<TeamRecord> {
+    /// Creates a team whose first member and manager is `creator`.
+    pub fn create_team(&self, name: &str, creator: &str) -> Result<TeamRecord> {
         let id = self.cat().next_id("team")?;
-        let t = TeamRecord { id, name: name.to_string(), members: BTreeSet::new() };
+        let one = BTreeSet::from([creator.to_string()]);
+        let t = TeamRecord { id, name: name.to_string(), members: one.clone(), managers: one };
         self.put_team(&t)?;
         Ok(t)
     }
@@ -297,6 +377,52 @@ impl Store {
             repo_acl,
             trashed,
         })
+    }
+
+    // ---- audit trail ----
+
+    /// Appends an event; `seq` and `time` are filled in here.
+    pub fn audit(&self, mut rec: AuditRecord) -> Result<()> {
+        rec.seq = self.cat().next_id("audit")?;
+        rec.time = now_secs();
+        self.cat().put(Tree::Audit, &audit_key(rec.seq), &rec)
+    }
+
+    /// Events newest first, older than `before` (a seq) when given, that `keep` accepts; reads
+    /// at most `budget` records so a filter that matches little stays bounded. Returns the
+    /// events and the seq to continue from (None at the end of the log).
+    pub fn audit_page(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+        budget: usize,
+        keep: impl Fn(&AuditRecord) -> bool,
+    ) -> Result<(Vec<AuditRecord>, Option<u64>)> {
+        const CHUNK: usize = 256;
+        let mut out = Vec::new();
+        let mut after = before.map(audit_key);
+        let mut read = 0usize;
+        loop {
+            let chunk = self.cat().scan::<AuditRecord>(Tree::Audit, b"", after.as_ref().map(|k| &k[..]), CHUNK)?;
+            let Some((last_key, _)) = chunk.last() else { return Ok((out, None)) };
+            let mut k = [0u8; 8];
+            k.copy_from_slice(&last_key[..8]);
+            let full = chunk.len() == CHUNK;
+            for (_, r) in chunk {
+                read += 1;
+                let seq = r.seq;
+                if keep(&r) {
+                    out.push(r);
+                }
+                if out.len() == limit || read == budget {
+                    return Ok((out, (seq > 1).then_some(seq)));
+                }
+            }
+            if !full {
+                return Ok((out, None));
+            }
+            after = Some(k);
+        }
     }
 
     // ---- personal access tokens ----

@@ -114,6 +114,18 @@ const LACKS_DOWNLOAD: &str =
     "the access token used to log in lacks the download scope; create a token with download or log in with a password";
 const LACKS_MODIFY: &str =
     "the access token used to log in lacks the modify scope; create a token with modify or log in with a password";
+const HIDDEN_PULL: &str =
+    "syn3/app does not exist, or bob may not pull it; check the project id in the image name or ask the project's owner to share it with you";
+const HIDDEN_PUSH: &str =
+    "syn3/app does not exist, or bob may not push to it; check the project id in the image name or ask the project's owner to share it with you";
+const HIDDEN_PUSH_CAROL: &str =
+    "syn3/app does not exist, or carol may not push to it; check the project id in the image name or ask the project's owner to share it with you";
+const HIDDEN_MISSING_PULL: &str =
+    "syn999/app does not exist, or bob may not pull it; check the project id in the image name or ask the project's owner to share it with you";
+const HIDDEN_MISSING_PUSH: &str =
+    "syn999/app does not exist, or bob may not push to it; check the project id in the image name or ask the project's owner to share it with you";
+const HIDDEN_MISSING_DELETE: &str =
+    "syn999/app does not exist, or bob may not delete from it; check the project id in the image name or ask the project's owner to share it with you";
 const LOGIN_PULL: &str = "authentication required to pull syn3/app; run docker login";
 const LOGIN_PUSH: &str = "authentication required to push to syn3/app; run docker login";
 const LOGIN_DELETE: &str = "authentication required to delete from syn3/app; run docker login";
@@ -159,8 +171,8 @@ fn pull_needs_download_on_the_repository() {
         row("download level", bob(), Pull, repo(acl(&[(user("bob"), "download")])), None),
         row("edit includes download", bob(), Pull, repo(acl(&[(user("bob"), "edit")])), None),
         row("view is not enough", bob(), Pull, repo(acl(&[(user("bob"), "view")])), Some(NO_DOWNLOAD)),
-        row("not on the ACL", bob(), Pull, repo(acl(&[(user("alice"), "admin")])), Some(NO_DOWNLOAD)),
-        row("empty ACL", bob(), Pull, repo(Acl::default()), Some(NO_DOWNLOAD)),
+        row("not on the ACL", bob(), Pull, repo(acl(&[(user("alice"), "admin")])), Some(HIDDEN_PULL)),
+        row("empty ACL", bob(), Pull, repo(Acl::default()), Some(HIDDEN_PULL)),
         row(
             "bare DOWNLOAD without READ still pulls",
             bob(),
@@ -189,9 +201,9 @@ fn principals_user_team_authenticated_public() {
             in_teams(bob(), &[8]),
             Pull,
             repo(acl(&[(Principal::Team(7), "download")])),
-            Some(NO_DOWNLOAD),
+            Some(HIDDEN_PULL),
         ),
-        row("no team", bob(), Pull, repo(acl(&[(Principal::Team(7), "download")])), Some(NO_DOWNLOAD)),
+        row("no team", bob(), Pull, repo(acl(&[(Principal::Team(7), "download")])), Some(HIDDEN_PULL)),
         row("team grants push", in_teams(bob(), &[3, 7]), Push, repo(acl(&[(Principal::Team(7), "edit")])), None),
         row("authenticated pull", bob(), Pull, repo(acl(&[(Principal::Authenticated, "download")])), None),
         row("authenticated push", bob(), Push, repo(acl(&[(Principal::Authenticated, "edit")])), None),
@@ -261,7 +273,7 @@ fn push_to_an_existing_repository_needs_certified_and_update() {
     check(vec![
         row("edit", bob(), Push, repo(acl(&[(user("bob"), "edit")])), None),
         row("download only", bob(), Push, repo(acl(&[(user("bob"), "download")])), Some(NO_EDIT)),
-        row("not on the ACL", bob(), Push, repo(Acl::default()), Some(NO_EDIT)),
+        row("not on the ACL", bob(), Push, repo(Acl::default()), Some(HIDDEN_PUSH)),
         row("UPDATE without CREATE is enough", bob(), Push, repo(acl_exact(user("bob"), &[AccessType::Update])), None),
         row(
             "CREATE without UPDATE is not",
@@ -271,7 +283,7 @@ fn push_to_an_existing_repository_needs_certified_and_update() {
             Some(NO_EDIT),
         ),
         row("not certified", carol(), Push, repo(acl(&[(user("carol"), "admin")])), Some(NOT_CERTIFIED)),
-        row("not certified, no permission either", carol(), Push, repo(Acl::default()), Some(NOT_CERTIFIED)),
+        row("not certified, no permission either", carol(), Push, repo(Acl::default()), Some(HIDDEN_PUSH_CAROL)),
     ]);
 }
 
@@ -296,10 +308,10 @@ fn push_creating_a_repository_needs_create_on_an_existing_project() {
             new_repo(acl(&[(user("carol"), "edit")])),
             Some(NOT_CERTIFIED),
         ),
-        row("missing project", bob(), Push, no_project(), Some(NO_PROJECT)),
+        row("missing project", bob(), Push, no_project(), Some(HIDDEN_MISSING_PUSH)),
         row("missing project, admin", admin(), Push, no_project(), Some(NO_PROJECT)),
-        row("missing project, pull", bob(), Pull, no_project(), Some(NO_PROJECT)),
-        row("missing project, delete", bob(), Delete, no_project(), Some(NO_PROJECT)),
+        row("missing project, pull", bob(), Pull, no_project(), Some(HIDDEN_MISSING_PULL)),
+        row("missing project, delete", bob(), Delete, no_project(), Some(HIDDEN_MISSING_DELETE)),
         row(
             "missing project, anonymous is asked to log in",
             Caller::anonymous(),
@@ -415,7 +427,7 @@ fn a_local_acl_replaces_the_projects() {
             bob(),
             Pull,
             local(project_edit(), acl(&[(user("carol"), "admin")])),
-            Some("bob has no download permission on syn3/app"),
+            Some(HIDDEN_PULL),
         ),
         row(
             "local view replaces project edit",
@@ -429,7 +441,7 @@ fn a_local_acl_replaces_the_projects() {
             bob(),
             Pull,
             local(acl(&[(Principal::Public, "admin")]), Acl::default()),
-            Some("bob has no download permission on syn3/app"),
+            Some(HIDDEN_PULL),
         ),
         row(
             "local edit_delete where the project has only view",
@@ -519,7 +531,7 @@ fn only_a_login_request_wants_a_challenge() {
     assert_eq!(anon, Denial::LoginRequired { action: "pull", name: "syn3/app".into() });
     let known = decide(&login("bob", true), Pull, &repo(Acl::default())).unwrap_err();
     assert!(!known.wants_login());
-    assert_eq!(known, Denial::NoPermission { user: "bob".into(), level: "download", entity: "syn3".into() });
+    assert_eq!(known, Denial::NotVisible { user: "bob".into(), action: "pull", name: "syn3/app".into() });
     for d in [
         Denial::ProjectMissing("syn9".into()),
         Denial::InTrash("syn3/app".into()),

@@ -270,6 +270,12 @@ impl App {
             return Err(bad_request("a project's sharing settings must give someone CHANGE_PERMISSIONS (admin), or nobody could change them again"));
         }
         self.auth.store.set_acl(e.id(), &acl)?;
+        let summary: Vec<String> = acl
+            .entries
+            .iter()
+            .map(|x| format!("{}={}", x.principal, x.access.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join("+")))
+            .collect();
+        call.audit(self, "acl.set", &syn(e.id()), Some(&summary.join(" ")));
         self.get_acl(call, id)
     }
 
@@ -281,6 +287,7 @@ impl App {
             ));
         }
         self.auth.store.delete_acl(e.id())?;
+        call.audit(self, "acl.inherit", &syn(e.id()), None);
         Ok((StatusCode::NO_CONTENT, Value::Null))
     }
 
@@ -295,6 +302,7 @@ impl App {
             deleted_at: now_secs(),
         };
         self.auth.store.put_trash(&t)?;
+        call.audit(self, "entity.trash", &syn(t.id), Some(&t.name));
         Ok((StatusCode::OK, trash_json(&t)))
     }
 
@@ -324,6 +332,7 @@ impl App {
     pub(super) fn restore(&self, call: &Call, id: &str) -> ApiResult {
         let t = self.trash_item(call, id)?;
         self.auth.store.remove_trash(t.id)?;
+        call.audit(self, "entity.restore", &syn(t.id), Some(&t.name));
         Ok((StatusCode::OK, self.ent_json(&self.ent(id)?)?))
     }
 
@@ -364,6 +373,7 @@ impl App {
             }
         }
         store.remove_trash(t.id)?;
+        call.audit(self, "entity.purge", &syn(t.id), Some(&t.name));
         Ok((StatusCode::NO_CONTENT, Value::Null))
     }
 

@@ -1,13 +1,20 @@
 //! The REST API under `/api/v1/` (DESIGN.md section 3): JSON in and out, errors as
 //! `{"error":{"code","message"}}`, described by `openapi.json` served at `/api/v1/openapi.json`.
-//! Callers authenticate with Basic (password or access token), `Bearer <access token>`, or a
-//! registry token. Permission checks use the same rules as the registry.
+//! Callers authenticate with Basic (password or access token) or `Bearer <access token>`;
+//! registry tokens from `/v2/token` are refused here. What each route needs of the credential is
+//! in the route table ([`routes::ROUTES`]) and checked before the handler runs; per-entity
+//! permissions use the same rules as the registry.
 
+mod audit;
 mod entities;
+pub mod routes;
 mod users;
 
 use crate::access::rules::Caller;
-use crate::auth::AuthError;
+use crate::auth::{AuthError, CredentialKind};
+use routes::{Need, Op};
+use std::net::IpAddr;
+use users::TeamRole;
 use crate::handlers::App;
 use crate::server::{full, Body};
 use bytes::Bytes;
@@ -30,12 +37,14 @@ pub struct ApiErr {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// For 405: the methods the path has.
+    pub allow: Option<String>,
 }
 
 pub type ApiResult = Result<(StatusCode, Value), ApiErr>;
 
 pub fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiErr {
-    ApiErr { status, code, message: message.into() }
+    ApiErr { status, code, message: message.into(), allow: None }
 }
 
 pub fn bad_request(m: impl Into<String>) -> ApiErr {
@@ -63,6 +72,9 @@ pub struct Call {
     pub segs: Vec<String>,
     pub query: Vec<(String, String)>,
     pub caller: Caller,
+    pub kind: CredentialKind,
+    /// The client's address, for the audit log.
+    pub peer: IpAddr,
     pub body: Bytes,
 }
 
@@ -101,6 +113,11 @@ impl Call {
         })
     }
 
+    /// Appends an audit event by the caller.
+    pub fn audit(&self, app: &App, action: &str, target: &str, detail: Option<&str>) {
+        app.auth.record(self.caller.name(), self.peer, action, target, true, detail);
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiErr> {
         self.user()?;
         if self.caller.is_admin() {
@@ -113,8 +130,8 @@ impl Call {
 
 impl App {
     /// Serves `/api/v1/...`.
-    pub async fn api(&self, req: Request<Incoming>) -> Response<Body> {
-        match self.api_inner(req).await {
+    pub async fn api(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+        match self.api_inner(req, peer).await {
             Ok((status, v)) => respond(status, &v),
             Err(e) => {
                 if e.status.is_server_error() {
@@ -128,12 +145,20 @@ impl App {
                     r.headers_mut()
                         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"stowage\""));
                 }
+                if let Some(allow) = e.allow {
+                    if let Ok(v) = HeaderValue::from_str(&allow) {
+                        r.headers_mut().insert(header::ALLOW, v);
+                    }
+                }
+                if e.status == StatusCode::TOO_MANY_REQUESTS {
+                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                }
                 r
             }
         }
     }
 
-    async fn api_inner(&self, req: Request<Incoming>) -> ApiResult {
+    async fn api_inner(&self, req: Request<Incoming>, peer: IpAddr) -> ApiResult {
         let path = req.uri().path().to_string();
         let segs: Vec<String> = path
             .trim_start_matches("/api/v1/")
@@ -141,54 +166,125 @@ impl App {
             .filter(|s| !s.is_empty())
             .map(crate::router::percent_decode)
             .collect();
-        let query = crate::handlers::form_pairs(req.uri().query().unwrap_or(""));
         let method = req.method().clone();
-        if method == Method::GET && segs == ["openapi.json"] {
-            let v: Value = serde_json::from_str(OPENAPI).map_err(|e| bad_request(e.to_string()))?;
-            return Ok((StatusCode::OK, v));
+        let (route, params) = match routes::find(&method, &segs) {
+            routes::Match::Found(r, p) => (r, p),
+            routes::Match::WrongMethod(allowed) => {
+                let allow = allowed.join(", ");
+                let mut e = err(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{method} is not allowed on {path}; use {allow}"),
+                );
+                e.allow = Some(allow);
+                return Err(e);
+            }
+            routes::Match::NotFound => {
+                return Err(not_found(format!("{method} {path} is not an API route; see /api/v1/openapi.json")))
+            }
+        };
+        if route.op == Op::GetOpenApi {
+            return Ok((StatusCode::OK, openapi_document().clone()));
         }
-        let caller = match self.auth.authenticate(req.headers()).await {
-            Ok(a) => a.caller,
+        let who = match self.auth.authenticate(req.headers(), peer).await {
+            Ok(a) => a,
             Err(AuthError::Store(e)) => return Err(e.into()),
+            Err(e @ AuthError::Busy) => return Err(err(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string())),
             Err(e) => return Err(err(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())),
         };
+        if who.kind == CredentialKind::RegistryToken {
+            return Err(err(StatusCode::UNAUTHORIZED, "unauthorized", AuthError::RegistryTokenElsewhere.to_string()));
+        }
+        match routes::check(route, who.kind, &who.caller.scopes, who.caller.is_admin()) {
+            Ok(()) => {}
+            Err(routes::Refusal::LoginRequired) => {
+                return Err(err(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "log in: use Basic credentials (a password, or an access token) or Bearer <access token>",
+                ))
+            }
+            Err(routes::Refusal::Lacks(m)) => return Err(forbidden(m)),
+        }
+        let query = crate::handlers::form_pairs(req.uri().query().unwrap_or(""));
         let body = read_json_body(req.into_body()).await?;
-        let call = Call { method, segs, query, caller, body };
-        let s: Vec<&str> = call.segs.iter().map(String::as_str).collect();
-        let m = call.method.clone();
-        match (m, s.as_slice()) {
-            (Method::POST, ["users"]) => self.create_user(&call).await,
-            (Method::GET, ["users", u]) => self.get_user(&call, u),
-            (Method::PUT, ["users", u, "certified"]) => self.certify(&call, u),
-            (Method::POST, ["teams"]) => self.create_team(&call),
-            (Method::GET, ["teams", id]) => self.get_team(&call, id),
-            (Method::PUT, ["teams", id, "members", u]) => self.team_member(&call, id, u, true),
-            (Method::DELETE, ["teams", id, "members", u]) => self.team_member(&call, id, u, false),
-            (Method::POST, ["tokens"]) => self.create_token(&call),
-            (Method::GET, ["tokens"]) => self.list_tokens(&call),
-            (Method::DELETE, ["tokens", id]) => self.revoke_token(&call, id),
-            (Method::POST, ["projects"]) => self.create_project(&call),
-            (Method::GET, ["projects"]) => self.list_projects(&call),
-            (Method::GET, ["projects", id]) => self.get_project(&call, id),
-            (Method::GET, ["projects", id, "repositories"]) => self.project_repositories(&call, id),
-            (Method::POST, ["projects", id, "external-repositories"]) => self.create_external(&call, id),
-            (Method::GET, ["projects", id, "usage"]) => self.usage(&call, id),
-            (Method::GET, ["entities", id, "acl"]) => self.get_acl(&call, id),
-            (Method::PUT, ["entities", id, "acl"]) => self.put_acl(&call, id),
-            (Method::DELETE, ["entities", id, "acl"]) => self.delete_acl(&call, id),
-            (Method::DELETE, ["entities", id]) => self.trash_entity(&call, id),
-            (Method::GET, ["repositories"]) => self.find_repository(&call),
-            (Method::GET, ["repositories", id]) => self.get_repository(&call, id),
-            (Method::GET, ["repositories", id, "tags"]) => self.repository_tags(&call, id),
-            (Method::GET, ["repositories", id, "commits"]) => self.repository_commits(&call, id),
-            (Method::POST, ["repositories", id, "commits"]) => self.add_commit(&call, id),
-            (Method::GET, ["trash"]) => self.list_trash(&call),
-            (Method::POST, ["trash", id, "restore"]) => self.restore(&call, id),
-            (Method::DELETE, ["trash", id]) => self.purge(&call, id),
-            (Method::POST, ["gc"]) => self.gc(&call).await,
-            _ => Err(not_found(format!("{} {path} is not an API route; see /api/v1/openapi.json", call.method))),
+        let call = Call { method, segs, query, caller: who.caller, kind: who.kind, peer, body };
+        self.dispatch(route.op, &call, &params).await
+    }
+
+    /// One arm per operation of the route table.
+    async fn dispatch(&self, op: Op, call: &Call, params: &[String]) -> ApiResult {
+        let p = |i: usize| params.get(i).map(String::as_str).unwrap_or("");
+        match op {
+            Op::GetOpenApi => Ok((StatusCode::OK, openapi_document().clone())),
+            Op::CreateUser => self.create_user(call).await,
+            Op::ListUsers => self.list_users(call),
+            Op::GetUser => self.get_user(call, p(0)),
+            Op::DeleteUser => self.delete_user(call, p(0)),
+            Op::CertifyUser => self.certify(call, p(0)),
+            Op::SetPassword => self.set_password(call, p(0)).await,
+            Op::DisableUser => self.disable_user(call, p(0)),
+            Op::CreateTeam => self.create_team(call),
+            Op::GetTeam => self.get_team(call, p(0)),
+            Op::AddTeamMember => self.team_change(call, p(0), p(1), TeamRole::Member, true),
+            Op::RemoveTeamMember => self.team_change(call, p(0), p(1), TeamRole::Member, false),
+            Op::AddTeamManager => self.team_change(call, p(0), p(1), TeamRole::Manager, true),
+            Op::RemoveTeamManager => self.team_change(call, p(0), p(1), TeamRole::Manager, false),
+            Op::CreateToken => self.create_token(call),
+            Op::ListTokens => self.list_tokens(call),
+            Op::RevokeToken => self.revoke_token(call, p(0)),
+            Op::CreateProject => self.create_project(call),
+            Op::ListProjects => self.list_projects(call),
+            Op::GetProject => self.get_project(call, p(0)),
+            Op::ProjectRepositories => self.project_repositories(call, p(0)),
+            Op::CreateExternalRepository => self.create_external(call, p(0)),
+            Op::ProjectUsage => self.usage(call, p(0)),
+            Op::GetAcl => self.get_acl(call, p(0)),
+            Op::PutAcl => self.put_acl(call, p(0)),
+            Op::DeleteAcl => self.delete_acl(call, p(0)),
+            Op::TrashEntity => self.trash_entity(call, p(0)),
+            Op::FindRepository => self.find_repository(call),
+            Op::GetRepository => self.get_repository(call, p(0)),
+            Op::RepositoryTags => self.repository_tags(call, p(0)),
+            Op::RepositoryCommits => self.repository_commits(call, p(0)),
+            Op::AddCommit => self.add_commit(call, p(0)),
+            Op::ListTrash => self.list_trash(call),
+            Op::RestoreTrash => self.restore(call, p(0)),
+            Op::PurgeTrash => self.purge(call, p(0)),
+            Op::CollectGarbage => self.gc(call).await,
+            Op::ListAudit => self.list_audit(call),
         }
     }
+}
+
+/// The served OpenAPI document: `openapi.json` with, on every operation, the credential the
+/// route table says it needs (`x-stowage-credential`: none, view, modify or password;
+/// `x-stowage-admin`), also spelled out in its description. Built once.
+pub fn openapi_document() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc: Value = serde_json::from_str(OPENAPI).unwrap_or_else(|_| serde_json::json!({}));
+        for route in routes::ROUTES {
+            let Some(op) = doc.pointer_mut(&format!(
+                "/paths/{}/{}",
+                route.path.replace('~', "~0").replace('/', "~1"),
+                route.method.to_ascii_lowercase()
+            )) else {
+                continue;
+            };
+            op["x-stowage-credential"] = Value::from(route.need.as_str());
+            op["x-stowage-admin"] = Value::from(route.admin);
+            let needs = match route.need {
+                Need::Nothing => "No credential needed.".to_string(),
+                Need::Password => "Needs a password login (access tokens are refused).".to_string(),
+                n => format!("Needs the `{}` scope (a password login has every scope).", n.as_str()),
+            };
+            let needs = if route.admin { format!("{needs} Administrators only.") } else { needs };
+            let old = op.get("description").and_then(Value::as_str).unwrap_or("").to_string();
+            op["description"] = Value::from(if old.is_empty() { needs } else { format!("{old} {needs}") });
+        }
+        doc
+    })
 }
 
 async fn read_json_body(body: Incoming) -> Result<Bytes, ApiErr> {

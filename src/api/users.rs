@@ -1,9 +1,11 @@
-//! Users, certification, teams, personal access tokens and garbage collection.
+//! Users (create, certify, change password, disable, delete), teams and their managers,
+//! personal access tokens and garbage collection. Every security-relevant change is appended to
+//! the audit log.
 
 use super::{bad_request, err, forbidden, not_found, ApiResult, Call};
 use crate::access::rules::Scope;
 use crate::access::store::{TeamRecord, TokenRecord, UserRecord};
-use crate::auth::secrets;
+use crate::auth::{secrets, CredentialKind};
 use crate::handlers::App;
 use http::StatusCode;
 use serde::Deserialize;
@@ -12,14 +14,17 @@ use std::collections::BTreeSet;
 use stowage_engine::index::catalog::now_secs;
 
 /// Longest lifetime of an access token.
-const MAX_TOKEN_DAYS: u32 = 3650;
+const MAX_TOKEN_DAYS: u32 = 366;
 
 pub fn user_json(u: &UserRecord) -> Value {
-    json!({ "id": u.id, "username": u.username, "certified": u.certified, "admin": u.admin, "created": u.created })
+    json!({
+        "id": u.id, "username": u.username, "certified": u.certified, "admin": u.admin, "created": u.created,
+        "disabled": u.disabled,
+    })
 }
 
 fn team_json(t: &TeamRecord) -> Value {
-    json!({ "id": t.id, "name": t.name, "members": t.members })
+    json!({ "id": t.id, "name": t.name, "members": t.members, "managers": t.managers })
 }
 
 /// User names: 1–64 of `[a-z0-9._-]`, starting with a letter or digit.
@@ -28,6 +33,20 @@ pub fn valid_username(u: &str) -> bool {
         && u.len() <= 64
         && u.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && u.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+/// A role in a team.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TeamRole {
+    Member,
+    Manager,
+}
+
+fn password_ok(p: &str) -> Result<(), super::ApiErr> {
+    if p.len() < 8 || p.len() > 1024 {
+        return Err(bad_request("password must be 8 to 1024 characters"));
+    }
+    Ok(())
 }
 
 impl App {
@@ -42,7 +61,7 @@ impl App {
             #[serde(default)]
             certified: bool,
         }
-        if !self.settings.self_registration || call.caller.is_admin() {
+        if !self.settings.self_registration || call.caller.user.is_some() {
             call.require_admin()?;
         }
         let b: Body = call.json()?;
@@ -51,16 +70,16 @@ impl App {
                 "username must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit",
             ));
         }
-        if b.password.len() < 8 || b.password.len() > 1024 {
-            return Err(bad_request("password must be 8 to 1024 characters"));
-        }
+        password_ok(&b.password)?;
         if (b.admin || b.certified) && !call.caller.is_admin() {
             return Err(forbidden("only administrators may create administrators or certified users"));
         }
         let pw = b.password.clone();
-        let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&pw))
+        let hash = self
+            .auth
+            .hash(move || secrets::hash_password(&pw))
             .await
-            .map_err(|e| bad_request(e.to_string()))?
+            .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string()))?
             .map_err(|e| bad_request(format!("cannot hash password: {e}")))?;
         let store = &self.auth.store;
         let mut rec = store
@@ -70,12 +89,24 @@ impl App {
             rec.certified = true;
             store.put_user(&rec)?;
         }
+        let detail = format!("admin={} certified={}", rec.admin, rec.certified);
+        call.audit(self, "user.create", &rec.username, Some(&detail));
         Ok((StatusCode::CREATED, user_json(&rec)))
+    }
+
+    pub(super) fn list_users(&self, call: &Call) -> ApiResult {
+        call.require_admin()?;
+        let users: Vec<Value> = self.auth.store.users()?.iter().map(user_json).collect();
+        Ok((StatusCode::OK, json!({ "users": users })))
+    }
+
+    fn user_record(&self, name: &str) -> Result<UserRecord, super::ApiErr> {
+        self.auth.store.user(name)?.ok_or_else(|| not_found(format!("user {name} does not exist")))
     }
 
     pub(super) fn get_user(&self, call: &Call, name: &str) -> ApiResult {
         let me = call.user()?;
-        let u = self.auth.store.user(name)?.ok_or_else(|| not_found(format!("user {name} does not exist")))?;
+        let u = self.user_record(name)?;
         if me != name && !call.caller.is_admin() {
             // Other users' records are visible to everyone logged in, but only the public part.
             return Ok((StatusCode::OK, json!({ "id": u.id, "username": u.username, "certified": u.certified })));
@@ -91,18 +122,104 @@ impl App {
             certified: bool,
         }
         let b: Body = call.json()?;
-        let mut u = self.auth.store.user(name)?.ok_or_else(|| not_found(format!("user {name} does not exist")))?;
+        let mut u = self.user_record(name)?;
         u.certified = b.certified;
         self.auth.store.put_user(&u)?;
+        call.audit(self, if b.certified { "user.certify" } else { "user.uncertify" }, name, None);
         Ok((StatusCode::OK, user_json(&u)))
+    }
+
+    /// `PUT /users/{name}/password`: a user changes its own password, giving the current one; an
+    /// administrator may set anyone's without it. Every credential of the user ends.
+    pub(super) async fn set_password(&self, call: &Call, name: &str) -> ApiResult {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            #[serde(default)]
+            current_password: Option<String>,
+            new_password: String,
+        }
+        let me = call.user()?.to_string();
+        let b: Body = call.json()?;
+        password_ok(&b.new_password)?;
+        if me != name && !call.caller.is_admin() {
+            return Err(forbidden(format!("{me} may change only its own password")));
+        }
+        let u = self.user_record(name)?;
+        if me == name {
+            let current = b
+                .current_password
+                .clone()
+                .ok_or_else(|| bad_request("give current_password to change your own password"))?;
+            let phc = u.password_hash.clone();
+            let ok = self
+                .auth
+                .hash(move || secrets::verify_password(&current, &phc))
+                .await
+                .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string()))?;
+            if !ok {
+                self.auth.record(&me, call.peer, "user.password", name, false, Some("wrong current password"));
+                return Err(forbidden("current_password is not right"));
+            }
+        }
+        let pw = b.new_password.clone();
+        let hash = self
+            .auth
+            .hash(move || secrets::hash_password(&pw))
+            .await
+            .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string()))?
+            .map_err(|e| bad_request(format!("cannot hash password: {e}")))?;
+        // Read again: the check above took time, and another change may have landed.
+        let mut u = self.user_record(name)?;
+        u.password_hash = hash;
+        u.generation += 1;
+        self.auth.store.put_user(&u)?;
+        call.audit(self, "user.password", name, None);
+        Ok((StatusCode::OK, user_json(&u)))
+    }
+
+    /// `PUT /users/{name}/disabled {"disabled": bool}` (administrators). Disabling ends every
+    /// credential of the user; enabling again does not revive them.
+    pub(super) fn disable_user(&self, call: &Call, name: &str) -> ApiResult {
+        call.require_admin()?;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            disabled: bool,
+        }
+        let b: Body = call.json()?;
+        if b.disabled && call.caller.name() == name {
+            return Err(bad_request("administrators cannot disable themselves; ask another administrator"));
+        }
+        let mut u = self.user_record(name)?;
+        if b.disabled && !u.disabled {
+            u.generation += 1;
+        }
+        u.disabled = b.disabled;
+        self.auth.store.put_user(&u)?;
+        call.audit(self, if b.disabled { "user.disable" } else { "user.enable" }, name, None);
+        Ok((StatusCode::OK, user_json(&u)))
+    }
+
+    /// `DELETE /users/{name}` (administrators): the user, its tokens, team roles and sharing
+    /// entries go; every credential it held fails.
+    pub(super) fn delete_user(&self, call: &Call, name: &str) -> ApiResult {
+        call.require_admin()?;
+        if call.caller.name() == name {
+            return Err(bad_request("administrators cannot delete themselves; ask another administrator"));
+        }
+        if !self.auth.store.delete_user(name)? {
+            return Err(not_found(format!("user {name} does not exist")));
+        }
+        call.audit(self, "user.delete", name, None);
+        Ok((StatusCode::NO_CONTENT, Value::Null))
     }
 
     pub(super) fn create_team(&self, call: &Call) -> ApiResult {
         let me = call.user()?.to_string();
         let name = call.name_body("team", 128)?;
-        let mut t = self.auth.store.create_team(&name)?;
-        t.members.insert(me);
-        self.auth.store.put_team(&t)?;
+        let t = self.auth.store.create_team(&name, &me)?;
+        call.audit(self, "team.create", &t.id.to_string(), Some(&name));
         Ok((StatusCode::CREATED, team_json(&t)))
     }
 
@@ -116,19 +233,42 @@ impl App {
         Ok((StatusCode::OK, team_json(&self.team_by_id(id)?)))
     }
 
-    pub(super) fn team_member(&self, call: &Call, id: &str, user: &str, add: bool) -> ApiResult {
+    /// Adds or removes a member or manager. Only the team's managers and administrators may:
+    /// membership hands out whatever the team is shared with.
+    pub(super) fn team_change(&self, call: &Call, id: &str, user: &str, role: TeamRole, add: bool) -> ApiResult {
         let me = call.user()?;
         let mut t = self.team_by_id(id)?;
-        if !t.members.contains(me) && !call.caller.is_admin() {
-            return Err(forbidden(format!("only members of team {id} or administrators may change its members")));
+        if !t.managers.contains(me) && !call.caller.is_admin() {
+            return Err(forbidden(format!(
+                "only managers of team {id} ({}) or administrators may change its members and managers",
+                t.managers.iter().cloned().collect::<Vec<_>>().join(", ")
+            )));
         }
+        let set = match role {
+            TeamRole::Member => &mut t.members,
+            TeamRole::Manager => &mut t.managers,
+        };
+        let what = match role {
+            TeamRole::Member => "member",
+            TeamRole::Manager => "manager",
+        };
         if add {
-            self.auth.store.user(user)?.ok_or_else(|| not_found(format!("user {user} does not exist")))?;
-            t.members.insert(user.to_string());
-        } else if !t.members.remove(user) {
-            return Err(not_found(format!("{user} is not a member of team {id}")));
+            self.user_record(user)?;
+            set.insert(user.to_string());
+        } else {
+            if !set.contains(user) {
+                return Err(not_found(format!("{user} is not a {what} of team {id}")));
+            }
+            if role == TeamRole::Manager && set.len() == 1 {
+                return Err(bad_request(format!(
+                    "{user} is the last manager of team {id}; add another manager first"
+                )));
+            }
+            set.remove(user);
         }
         self.auth.store.put_team(&t)?;
+        let action = format!("team.{what}.{}", if add { "add" } else { "remove" });
+        call.audit(self, &action, id, Some(user));
         Ok((StatusCode::OK, team_json(&t)))
     }
 
@@ -145,9 +285,10 @@ impl App {
             90
         }
         let me = call.user()?.to_string();
-        if call.caller.user.as_ref().is_some_and(|u| u.via_token) {
+        if call.kind != CredentialKind::Password {
             return Err(forbidden("access tokens cannot create access tokens; log in with your password"));
         }
+        let user = self.user_record(&me)?;
         let b: Body = call.json()?;
         if b.name.trim().is_empty() || b.name.len() > 128 {
             return Err(bad_request("token name must be 1 to 128 characters"));
@@ -168,8 +309,12 @@ impl App {
             created: now_secs(),
             expires: now_secs() + i64::from(b.expires_in_days) * 86400,
             revoked: false,
+            user_id: user.id,
+            generation: user.generation,
         };
         self.auth.store.put_token(&rec)?;
+        let scopes: Vec<&str> = rec.scopes.iter().map(|s| s.as_str()).collect();
+        call.audit(self, "token.create", &id, Some(&scopes.join(",")));
         let mut v = token_json(&rec);
         // Shown once: only its hash is stored.
         v["token"] = json!(token);
@@ -192,6 +337,7 @@ impl App {
             .ok_or_else(|| not_found(format!("you have no access token {id}")))?;
         t.revoked = true;
         self.auth.store.put_token(&t)?;
+        call.audit(self, "token.revoke", id, None);
         Ok((StatusCode::NO_CONTENT, Value::Null))
     }
 

@@ -42,6 +42,13 @@ pub struct Claims {
     /// `refresh` for OAuth2 refresh tokens; absent for access tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typ: Option<String>,
+    /// The subject's user id: a token outlives no deletion, even if the name is taken again.
+    #[serde(default)]
+    pub uid: u64,
+    /// The subject's credential generation when issued: a password change or disabling the user
+    /// moves it, and the token then fails.
+    #[serde(default)]
+    pub gen: u64,
 }
 
 impl Claims {
@@ -59,7 +66,9 @@ pub struct Keys {
     pub kid: String,
     /// Public JWK, for a JWKS endpoint.
     pub jwk: serde_json::Value,
-    cache: Mutex<HashMap<String, Claims>>,
+    /// SHA-256 of a verified token -> its claims. Keyed by a fixed-size hash, not the token
+    /// itself, so a client sending huge tokens cannot grow it past its entry bound.
+    cache: Mutex<HashMap<[u8; 32], Claims>>,
 }
 
 /// Verified tokens kept in memory; the cache is cleared when it reaches this many.
@@ -122,7 +131,9 @@ impl Keys {
     /// Verifies signature, algorithm, issuer, audience and time. Returns the claims.
     pub fn verify(&self, token: &str, audience: &str) -> Result<Claims, String> {
         let now = stowage_engine::index::catalog::now_secs();
-        if let Some(c) = self.cache.lock().get(token) {
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+        if let Some(c) = self.cache.lock().get(&key) {
             if c.exp > now && c.aud == audience {
                 return Ok(c.clone());
             }
@@ -138,7 +149,7 @@ impl Keys {
         if cache.len() >= CACHE_ENTRIES {
             cache.clear();
         }
-        cache.insert(token.to_string(), data.claims.clone());
+        cache.insert(key, data.claims.clone());
         Ok(data.claims)
     }
 }
@@ -187,6 +198,8 @@ mod tests {
             }],
             pat: None,
             typ: None,
+            uid: 7,
+            gen: 0,
         }
     }
 

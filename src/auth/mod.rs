@@ -1,18 +1,23 @@
 //! Authentication: who is calling. Credentials are a Bearer registry token (JWT), Basic
 //! (username + password, or any username + personal access token), or nothing (anonymous).
-//! Password checks are argon2id (slow on purpose) so results are cached briefly, and repeated
-//! failures for a username are slowed down. Authorization is `access::rules`' job, not this one's.
+//! Password checks are argon2id (slow on purpose): they run on a small bounded pool so a flood of
+//! guesses cannot take the server, results are cached briefly (keyed by a hash of the credential,
+//! and checked against the user's credential generation on every use), and repeated failures are
+//! slowed per (user name, client address), so a stranger cannot lock a user out. Authorization
+//! is `access::rules`' job, not this one's.
 
 pub mod jwt;
 pub mod secrets;
 
 use crate::access::rules::{Caller, Scope};
-use crate::access::store::{Store, TokenRecord, UserRecord};
+use crate::access::store::{AuditRecord, Store, TokenRecord, UserRecord};
 use base64::Engine as _;
 use http::HeaderMap;
 use jwt::{AccessEntry, Claims, Keys};
 use parking_lot::Mutex;
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use stowage_engine::index::catalog::now_secs;
 
@@ -25,16 +30,57 @@ pub enum AuthError {
     BadToken,
     #[error("malformed Authorization header; use Basic or Bearer")]
     Malformed,
+    /// A registry token (from `/v2/token`) presented to the REST API.
+    #[error("registry tokens from /v2/token are good only for the registry; use a password or an access token")]
+    RegistryTokenElsewhere,
+    /// A refresh token presented anywhere but `/v2/token`.
+    #[error("refresh tokens are accepted only at /v2/token; use a password or an access token")]
+    RefreshTokenElsewhere,
+    /// Too many password checks are queued: the client should retry shortly.
+    #[error("too many logins at once; retry in a few seconds")]
+    Busy,
     #[error("storage error while checking credentials")]
     Store(#[from] stowage_engine::Error),
+}
+
+/// What kind of credential a request carried. Scopes say what it may do; the kind says where it
+/// is accepted (registry tokens only on `/v2/`) and whether it may change the account (only a
+/// password login may).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredentialKind {
+    Anonymous,
+    /// Username and password (Basic), or a web session made from one.
+    Password,
+    /// A personal access token, by Basic (any username) or Bearer.
+    AccessToken,
+    /// A registry token (JWT) from `/v2/token`.
+    RegistryToken,
+}
+
+impl CredentialKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Anonymous => "anonymous",
+            CredentialKind::Password => "password",
+            CredentialKind::AccessToken => "access token",
+            CredentialKind::RegistryToken => "registry token",
+        }
+    }
 }
 
 /// The result of authenticating a request.
 #[derive(Clone, Debug)]
 pub struct Authenticated {
     pub caller: Caller,
+    pub kind: CredentialKind,
     /// Present when the request carried a registry token: it limits what the request may do.
     pub claims: Option<Claims>,
+}
+
+/// A user checked by [`Auth::login`], with the access token used, if any.
+pub struct Login {
+    pub user: UserRecord,
+    pub token: Option<TokenRecord>,
 }
 
 pub struct Auth {
@@ -45,26 +91,47 @@ pub struct Auth {
     /// Where clients get tokens: `<public url>/v2/token`.
     pub realm: String,
     pub token_ttl: Duration,
-    /// sha256(user, secret) -> (username, when verified).
-    basic_cache: Mutex<HashMap<String, (String, Instant)>>,
-    failures: Mutex<HashMap<String, u32>>,
+    /// Lifetime of OAuth2 refresh tokens.
+    pub refresh_ttl: Duration,
+    /// sha256(user, secret) -> (user id, credential generation, when verified).
+    basic_cache: Mutex<HashMap<[u8; 32], (u64, u64, Instant)>>,
+    /// (user name, client address) -> (recent failures, last failure).
+    failures: Mutex<HashMap<(String, IpAddr), (u32, Instant)>>,
+    /// Password hashes run here: a few at once, on blocking threads, so a flood of logins takes
+    /// at most these cores and never the reactor or the upload writers.
+    hash_permits: tokio::sync::Semaphore,
+    /// Logins waiting for a permit; past [`MAX_HASH_WAITERS`] a login is refused at once (429).
+    hash_waiters: AtomicUsize,
 }
 
 /// How long a verified Basic credential is trusted without re-hashing.
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(60);
-/// Refresh tokens of the OAuth2 flow live this long.
-pub const REFRESH_TTL_SECS: i64 = 30 * 86400;
+/// Most cached password checks.
+const BASIC_CACHE_ENTRIES: usize = 10_000;
+/// Most (user, address) pairs whose failures are remembered.
+const FAILURE_ENTRIES: usize = 10_000;
+/// Failures older than this are forgotten.
+const FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
+/// Logins that may wait for a hashing permit.
+const MAX_HASH_WAITERS: usize = 64;
+/// Default lifetime of refresh tokens: 7 days.
+pub const REFRESH_TTL: Duration = Duration::from_secs(7 * 86400);
 
 impl Auth {
     pub fn new(keys: Keys, store: Store, service: String, realm: String) -> Auth {
+        // Half the cores (at least one) may hash passwords at once; the rest serve traffic.
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Auth {
             keys,
             store,
             service,
             realm,
             token_ttl: Duration::from_secs(900),
+            refresh_ttl: REFRESH_TTL,
             basic_cache: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            hash_permits: tokio::sync::Semaphore::new((cores / 2).max(1)),
+            hash_waiters: AtomicUsize::new(0),
         }
     }
 
@@ -77,19 +144,35 @@ impl Auth {
         c
     }
 
-    /// Checks a username and a password or personal access token. A token's username part is
-    /// ignored (as with `docker login -u anything -p <token>`).
-    pub async fn login(&self, username: &str, secret: &str) -> Result<(UserRecord, Option<TokenRecord>), AuthError> {
-        if let Some((id, token_secret)) = secrets::parse_access_token(secret) {
-            let rec = self.check_access_token(id, token_secret)?;
-            let user = self.store.user(&rec.username)?.ok_or(AuthError::BadCredentials)?;
-            return Ok((user, Some(rec)));
+    /// Runs `f` (a password hash or check) on a blocking thread once a hashing permit is free.
+    pub async fn hash<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
+        if self.hash_waiters.fetch_add(1, Ordering::AcqRel) >= MAX_HASH_WAITERS {
+            self.hash_waiters.fetch_sub(1, Ordering::AcqRel);
+            return Err(AuthError::Busy);
         }
-        let key = secrets::sha256_hex(format!("{username}\0{secret}").as_bytes());
-        if let Some((u, at)) = self.basic_cache.lock().get(&key).cloned() {
+        let permit = self.hash_permits.acquire().await;
+        self.hash_waiters.fetch_sub(1, Ordering::AcqRel);
+        let _permit = permit.map_err(|_| AuthError::Busy)?;
+        tokio::task::spawn_blocking(f).await.map_err(|_| AuthError::Busy)
+    }
+
+    /// Checks a username and a password or personal access token, from client address `ip`.
+    /// A token's username part is ignored (as with `docker login -u anything -p <token>`).
+    pub async fn login(&self, username: &str, secret: &str, ip: IpAddr) -> Result<Login, AuthError> {
+        if let Some((id, token_secret)) = secrets::parse_access_token(secret) {
+            let (user, rec) = self.check_access_token(id, token_secret)?;
+            return Ok(Login { user, token: Some(rec) });
+        }
+        let key = ring::digest::digest(&ring::digest::SHA256, format!("{username}\0{secret}").as_bytes());
+        let mut key_bytes = [0u8; 32];
+        key_bytes.copy_from_slice(key.as_ref());
+        let cached = self.basic_cache.lock().get(&key_bytes).copied();
+        if let Some((uid, generation, at)) = cached {
             if at.elapsed() < BASIC_CACHE_TTL {
-                if let Some(user) = self.store.user(&u)? {
-                    return Ok((user, None));
+                if let Some(user) = self.store.user(username)? {
+                    if user.accepts(uid, generation) {
+                        return Ok(Login { user, token: None });
+                    }
                 }
             }
         }
@@ -97,41 +180,94 @@ impl Auth {
         let phc = user.as_ref().map(|u| u.password_hash.clone());
         let pw = secret.to_string();
         // Hash even for unknown users, so timing does not reveal which names exist.
-        let ok = tokio::task::spawn_blocking(move || match phc {
-            Some(h) => secrets::verify_password(&pw, &h),
-            None => {
-                let _ = secrets::hash_password(&pw);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false);
-        match (ok, user) {
-            (true, Some(u)) => {
-                self.failures.lock().remove(username);
-                let mut cache = self.basic_cache.lock();
-                if cache.len() > 10_000 {
-                    cache.clear();
+        let ok = self
+            .hash(move || match phc {
+                Some(h) => secrets::verify_password(&pw, &h),
+                None => {
+                    let _ = secrets::hash_password(&pw);
+                    false
                 }
-                cache.insert(key, (u.username.clone(), Instant::now()));
-                Ok((u, None))
+            })
+            .await?;
+        let failure_key = (failure_name(username), ip);
+        match user {
+            Some(u) if ok && !u.disabled => {
+                self.failures.lock().remove(&failure_key);
+                let mut cache = self.basic_cache.lock();
+                if cache.len() >= BASIC_CACHE_ENTRIES {
+                    cache.retain(|_, (_, _, at)| at.elapsed() < BASIC_CACHE_TTL);
+                    if cache.len() >= BASIC_CACHE_ENTRIES {
+                        cache.clear();
+                    }
+                }
+                cache.insert(key_bytes, (u.id, u.generation, Instant::now()));
+                drop(cache);
+                self.record(&u.username, ip, "login", &u.username, true, None);
+                Ok(Login { user: u, token: None })
             }
-            _ => {
-                let n = {
-                    let mut f = self.failures.lock();
-                    let n = f.entry(username.to_string()).or_insert(0);
-                    *n = n.saturating_add(1);
-                    *n
+            other => {
+                let n = self.note_failure(failure_key);
+                let why = match &other {
+                    Some(u) if u.disabled => "user is disabled",
+                    Some(_) => "wrong password",
+                    None => "no such user",
                 };
-                tracing::info!(username, failures = n, "failed login");
-                // Slow down guessing: 100 ms per recent failure, at most 3 s.
+                tracing::info!(username = %failure_name(username), %ip, failures = n, why, "failed login");
+                self.record(&failure_name(username), ip, "login", &failure_name(username), false, Some(why));
+                // Slow down guessing from this address for this name: 100 ms per recent failure,
+                // at most 3 s. Other addresses, and the user itself, are not slowed.
                 tokio::time::sleep(Duration::from_millis(100 * u64::from(n.min(30)))).await;
                 Err(AuthError::BadCredentials)
             }
         }
     }
 
-    fn check_access_token(&self, id: &str, secret: &str) -> Result<TokenRecord, AuthError> {
+    /// Counts a failure of `key`; returns the recent count. Memory stays bounded: stale entries
+    /// go first, then (under a flood of distinct pairs) everything.
+    fn note_failure(&self, key: (String, IpAddr)) -> u32 {
+        let mut f = self.failures.lock();
+        if f.len() >= FAILURE_ENTRIES && !f.contains_key(&key) {
+            f.retain(|_, (_, at)| at.elapsed() < FAILURE_MEMORY);
+            if f.len() >= FAILURE_ENTRIES {
+                f.clear();
+            }
+        }
+        let e = f.entry(key).or_insert((0, Instant::now()));
+        if e.1.elapsed() >= FAILURE_MEMORY {
+            e.0 = 0;
+        }
+        e.0 = e.0.saturating_add(1);
+        e.1 = Instant::now();
+        e.0
+    }
+
+    /// Appends an audit event without waiting for it; a failure is logged, never fatal.
+    pub fn record(&self, actor: &str, ip: IpAddr, action: &str, target: &str, ok: bool, detail: Option<&str>) {
+        let rec = AuditRecord {
+            seq: 0,
+            time: 0,
+            actor: actor.to_string(),
+            address: ip.to_string(),
+            action: action.to_string(),
+            target: target.to_string(),
+            outcome: if ok { "ok" } else { "failed" }.to_string(),
+            detail: detail.map(str::to_string),
+        };
+        let store = self.store.clone();
+        let write = move || {
+            if let Err(e) = store.audit(rec) {
+                tracing::error!(error = %e, "could not append to the audit log");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => drop(h.spawn_blocking(write)),
+            Err(_) => write(),
+        }
+    }
+
+    /// An access token by id and secret, with its owner; refused when revoked, expired, or made
+    /// for another incarnation or credential generation of the user.
+    fn check_access_token(&self, id: &str, secret: &str) -> Result<(UserRecord, TokenRecord), AuthError> {
         let rec = self.store.token(id)?.ok_or(AuthError::BadCredentials)?;
         let hash = secrets::sha256_hex(secret.as_bytes());
         if !secrets::constant_time_eq(hash.as_bytes(), rec.secret_sha256.as_bytes()) {
@@ -141,54 +277,63 @@ impl Auth {
             tracing::info!(token = id, "revoked or expired access token used");
             return Err(AuthError::BadCredentials);
         }
-        Ok(rec)
+        let user = self.store.user(&rec.username)?.ok_or(AuthError::BadCredentials)?;
+        if !user.accepts(rec.user_id, rec.generation) {
+            tracing::info!(token = id, user = %rec.username, "access token of a changed, disabled or deleted user");
+            return Err(AuthError::BadCredentials);
+        }
+        Ok((user, rec))
     }
 
-    /// The caller described by a request's `Authorization` header.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Authenticated, AuthError> {
+    /// The caller described by a request's `Authorization` header, from client address `ip`.
+    /// Registry tokens are accepted here; the REST API refuses them by their kind.
+    pub async fn authenticate(&self, headers: &HeaderMap, ip: IpAddr) -> Result<Authenticated, AuthError> {
         let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-            return Ok(Authenticated { caller: Caller::anonymous(), claims: None });
+            return Ok(Authenticated { caller: Caller::anonymous(), kind: CredentialKind::Anonymous, claims: None });
         };
         let value = value.to_str().map_err(|_| AuthError::Malformed)?;
         if let Some(token) = value.strip_prefix("Bearer ").map(str::trim) {
             if token.starts_with("stw_") {
                 // A personal access token used directly as a bearer credential (REST clients).
                 let (id, secret) = secrets::parse_access_token(token).ok_or(AuthError::BadCredentials)?;
-                let rec = self.check_access_token(id, secret)?;
-                let user = self.store.user(&rec.username)?.ok_or(AuthError::BadCredentials)?;
+                let (user, rec) = self.check_access_token(id, secret)?;
                 let caller = self.store.caller_for(&user, Some(rec.scopes))?;
-                return Ok(Authenticated { caller, claims: None });
+                return Ok(Authenticated { caller, kind: CredentialKind::AccessToken, claims: None });
             }
             let claims = self.keys.verify(token, &self.service).map_err(|e| {
                 tracing::info!(error = %e, "registry token refused");
                 AuthError::BadToken
             })?;
             if claims.typ.is_some() {
-                return Err(AuthError::BadToken);
+                return Err(AuthError::RefreshTokenElsewhere);
             }
             let caller = self.caller_from_claims(&claims)?;
-            return Ok(Authenticated { caller, claims: Some(claims) });
+            return Ok(Authenticated { caller, kind: CredentialKind::RegistryToken, claims: Some(claims) });
         }
         if let Some(b) = value.strip_prefix("Basic ") {
             let (user, pass) = parse_basic(b).ok_or(AuthError::Malformed)?;
-            let (u, pat) = self.login(&user, &pass).await?;
-            let caller = self.store.caller_for(&u, pat.map(|t| t.scopes))?;
-            return Ok(Authenticated { caller, claims: None });
+            let login = self.login(&user, &pass, ip).await?;
+            let kind = if login.token.is_some() { CredentialKind::AccessToken } else { CredentialKind::Password };
+            let caller = self.store.caller_for(&login.user, login.token.map(|t| t.scopes))?;
+            return Ok(Authenticated { caller, kind, claims: None });
         }
         Err(AuthError::Malformed)
     }
 
-    /// Rebuilds the caller from a token's subject, reading the user afresh so uncertifying or a
-    /// revoked access token acts at once.
+    /// Rebuilds the caller from a token's subject, reading the user afresh so uncertifying, a
+    /// revoked access token, a password change or a disabled user act at once.
     pub fn caller_from_claims(&self, claims: &Claims) -> Result<Caller, AuthError> {
         if claims.sub.is_empty() {
             return Ok(Caller::anonymous());
         }
         let user = self.store.user(&claims.sub)?.ok_or(AuthError::BadToken)?;
+        if !user.accepts(claims.uid, claims.gen) {
+            return Err(AuthError::BadToken);
+        }
         let scopes = match &claims.pat {
             Some(id) => {
                 let rec = self.store.token(id)?.ok_or(AuthError::BadToken)?;
-                if rec.revoked || rec.expires <= now_secs() {
+                if rec.revoked || rec.expires <= now_secs() || !user.accepts(rec.user_id, rec.generation) {
                     return Err(AuthError::BadToken);
                 }
                 Some(rec.scopes)
@@ -198,39 +343,53 @@ impl Auth {
         Ok(self.store.caller_for(&user, scopes)?)
     }
 
-    /// Signs a registry token for `sub` granting `access`.
+    /// Signs a registry token (or, with `refresh`, an OAuth2 refresh token) for `user` (None:
+    /// anonymous) granting `access`.
     pub fn issue(
         &self,
-        sub: &str,
+        user: Option<&UserRecord>,
         pat: Option<String>,
         access: Vec<AccessEntry>,
         refresh: bool,
     ) -> anyhow::Result<(String, Claims)> {
         let now = now_secs();
-        let ttl = if refresh { REFRESH_TTL_SECS } else { self.token_ttl.as_secs() as i64 };
+        let ttl = if refresh { self.refresh_ttl } else { self.token_ttl };
         let claims = Claims {
             iss: jwt::ISSUER.to_string(),
-            sub: sub.to_string(),
+            sub: user.map(|u| u.username.clone()).unwrap_or_default(),
             aud: self.service.clone(),
-            exp: now + ttl,
+            exp: now + ttl.as_secs() as i64,
             nbf: now - 5,
             iat: now,
             jti: secrets::random_token::<12>(),
             access,
             pat,
             typ: refresh.then(|| "refresh".to_string()),
+            uid: user.map(|u| u.id).unwrap_or(0),
+            gen: user.map(|u| u.generation).unwrap_or(0),
         };
         Ok((self.keys.sign(&claims)?, claims))
     }
 
-    /// Verifies an OAuth2 refresh token and returns its subject and access-token id.
-    pub fn verify_refresh(&self, token: &str) -> Result<(String, Option<String>), AuthError> {
+    /// Verifies an OAuth2 refresh token; returns the caller it stands for, with the user record
+    /// and the access-token id the original login used.
+    pub fn verify_refresh(&self, token: &str) -> Result<(Caller, UserRecord, Option<String>), AuthError> {
         let c = self.keys.verify(token, &self.service).map_err(|_| AuthError::BadToken)?;
-        if c.typ.as_deref() != Some("refresh") {
+        if c.typ.as_deref() != Some("refresh") || c.sub.is_empty() {
             return Err(AuthError::BadToken);
         }
-        self.caller_from_claims(&c)?;
-        Ok((c.sub, c.pat))
+        let caller = self.caller_from_claims(&c)?;
+        let user = self.store.user(&c.sub)?.ok_or(AuthError::BadToken)?;
+        Ok((caller, user, c.pat))
+    }
+}
+
+/// The name part of a failure key, bounded: names longer than any real user name are hashed.
+fn failure_name(username: &str) -> String {
+    if username.len() <= 64 {
+        username.to_string()
+    } else {
+        format!("#{}", &secrets::sha256_hex(username.as_bytes())[..16])
     }
 }
 

@@ -23,7 +23,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use stowage_engine::{Digest, Engine, RepoRecord, UploadWriter};
 
 /// Shared state of the running registry.
@@ -35,7 +35,7 @@ pub struct App {
     /// Responses sent, by status class (index 1 = 1xx ... 5 = 5xx).
     responses: [std::sync::atomic::AtomicU64; 6],
     /// (Authorization header, repository, action) -> the authorized caller.
-    decisions: cache::GenCache<(String, String, u8), Authenticated>,
+    decisions: cache::GenCache<([u8; 32], String, u8), Authenticated>,
     /// (repository, reference) -> (manifest digest, record).
     resolved: cache::GenCache<(String, String), (Digest, stowage_engine::ManifestRecord)>,
     /// (repository, blob) -> blob size, for blobs the repository references.
@@ -93,7 +93,7 @@ impl App {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let started = std::time::Instant::now();
-        let mut resp = match self.route(req).await {
+        let mut resp = match self.route(req, peer.ip()).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         };
@@ -106,17 +106,17 @@ impl App {
         resp
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    async fn route(&self, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, ApiError> {
         let Some(ep) = Endpoint::parse(req.method(), req.uri().path(), req.uri().query())? else {
             return match req.uri().path().strip_prefix("/api/v1/") {
-                Some(_) => Ok(self.api(req).await),
+                Some(_) => Ok(self.api(req, peer).await),
                 None => Err(ApiError::not_found(Code::Unsupported, format!("{} is not served here", req.uri().path()))),
             };
         };
         if let Endpoint::Token { post } = ep {
-            return if post { self.token_post(req).await } else { self.token_get(req).await };
+            return if post { self.token_post(req, peer).await } else { self.token_get(req, peer).await };
         }
-        let who = self.authorize(&ep, req.headers()).await?;
+        let who = self.authorize(&ep, req.headers(), peer).await?;
         match ep {
             Endpoint::Token { .. } => Err(ApiError::internal("token endpoint reached dispatch", &"unreachable")),
             Endpoint::Base => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
@@ -132,10 +132,12 @@ impl App {
             Endpoint::UploadStart { name, digest, mount, from } => {
                 self.upload_start(&name, digest, mount, from, req, &who).await
             }
-            Endpoint::UploadStatus { name, id } => self.upload_status(&name, &id).await,
-            Endpoint::UploadPatch { name, id } => self.upload_patch(&name, &id, req).await,
-            Endpoint::UploadFinish { name, id, digest } => self.upload_finish(&name, &id, &digest, req).await,
-            Endpoint::UploadCancel { name, id } => self.upload_cancel(&name, &id).await,
+            Endpoint::UploadStatus { name, id } => self.upload_status(&name, &id, &who).await,
+            Endpoint::UploadPatch { name, id } => self.upload_patch(&name, &id, req, &who).await,
+            Endpoint::UploadFinish { name, id, digest } => {
+                self.upload_finish(&name, &id, &digest, req, &who).await
+            }
+            Endpoint::UploadCancel { name, id } => self.upload_cancel(&name, &id, &who).await,
             Endpoint::ManifestGet { name, reference, head } => self.manifest_get(&name, &reference, head).await,
             Endpoint::ManifestPut { name, reference } => self.manifest_put(&name, &reference, req, &who).await,
             Endpoint::ManifestDelete { name, reference } => self.manifest_delete(&name, &reference).await,
@@ -148,30 +150,39 @@ impl App {
     /// action, at request time (so trash and revocation act at once). Anonymous callers, and
     /// tokens that lack an action the rules would allow, get a 401 challenge naming the scope to
     /// ask for; a known caller the rules refuse gets 403 DENIED naming the failed rule.
-    async fn authorize(&self, ep: &Endpoint, headers: &http::HeaderMap) -> Result<Authenticated, ApiError> {
+    async fn authorize(&self, ep: &Endpoint, headers: &http::HeaderMap, peer: IpAddr) -> Result<Authenticated, ApiError> {
         let generation = self.engine.catalog().generation();
+        // Keyed by a hash of the whole header: fixed size whatever the client sends.
+        let credential = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
+        let mut credential_hash = [0u8; 32];
+        credential_hash.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, credential).as_ref());
         let key = (
-            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("").to_string(),
+            credential_hash,
             ep.name().map(|n| n.as_str().to_string()).unwrap_or_default(),
             ep.action() as u8,
         );
         if let Some(who) = self.decisions.get(&key, generation) {
             return Ok(who);
         }
-        let who = self.authorize_uncached(ep, headers).await?;
+        let who = self.authorize_uncached(ep, headers, peer).await?;
         self.decisions.put(key, generation, who.clone());
         Ok(who)
     }
 
-    async fn authorize_uncached(&self, ep: &Endpoint, headers: &http::HeaderMap) -> Result<Authenticated, ApiError> {
+    async fn authorize_uncached(
+        &self,
+        ep: &Endpoint,
+        headers: &http::HeaderMap,
+        peer: IpAddr,
+    ) -> Result<Authenticated, ApiError> {
         let scope_of = |name: &str, act: RegistryAction| match act {
             RegistryAction::Pull => format!("repository:{name}:pull"),
             RegistryAction::Push => format!("repository:{name}:pull,push"),
             RegistryAction::Delete => format!("repository:{name}:delete"),
         };
-        let who = match self.auth.authenticate(headers).await {
+        let who = match self.auth.authenticate(headers, peer).await {
             Ok(w) => w,
-            Err(AuthError::Store(e)) => return Err(e.into()),
+            Err(e @ (AuthError::Store(_) | AuthError::Busy)) => return Err(self.auth_failure(e)),
             Err(e) => {
                 let scope = ep.name().zip(registry_action(ep.action())).map(|(n, a)| scope_of(n.as_str(), a));
                 return Err(self.challenge(scope.as_deref(), &e.to_string()));
@@ -209,6 +220,17 @@ impl App {
             }
         }
         Ok(who)
+    }
+
+    /// The answer to a failed login at the registry: 429 when the login queue is full, the
+    /// storage error's own mapping, else 401 (vague on purpose; the log has the reason).
+    pub(crate) fn auth_failure(&self, e: AuthError) -> ApiError {
+        match e {
+            AuthError::Store(e) => e.into(),
+            AuthError::Busy => ApiError::new(StatusCode::TOO_MANY_REQUESTS, Code::TooManyRequests, e.to_string())
+                .with_header(header::RETRY_AFTER, "2"),
+            other => ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, other.to_string()),
+        }
     }
 
     /// 401 with the Bearer challenge that sends the client to the token endpoint.

@@ -7,7 +7,9 @@
 use super::{json_response, App, Resp};
 use crate::access::rules::{decide, Caller, RegistryAction};
 use crate::auth::jwt::AccessEntry;
+use crate::access::store::UserRecord;
 use crate::auth::{parse_basic, AuthError};
+use std::net::IpAddr;
 use crate::error::{ApiError, Code};
 use crate::oci::RepositoryName;
 use crate::router::percent_decode;
@@ -18,46 +20,53 @@ use time::format_description::well_known::Rfc3339;
 /// Most scopes one token request may ask for.
 const MAX_SCOPES: usize = 32;
 
+/// Who a token is being issued to.
+struct Subject {
+    caller: Caller,
+    user: Option<UserRecord>,
+    /// The access token the login used, if any: registry tokens carry its id so revoking it acts.
+    pat: Option<String>,
+}
+
 impl App {
     /// `GET /v2/token?service=&scope=...` (Basic or anonymous).
-    pub(super) async fn token_get(&self, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    pub(super) async fn token_get(&self, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, ApiError> {
         let params = form_pairs(req.uri().query().unwrap_or(""));
-        let (caller, pat) = match req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        self.check_service(&params)?;
+        let subject = match req.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             Some(v) => {
                 let b = v
                     .strip_prefix("Basic ")
                     .ok_or_else(|| unauthorized("the token endpoint takes Basic credentials"))?;
                 let (u, p) = parse_basic(b).ok_or_else(|| unauthorized("malformed Basic credentials"))?;
-                self.login_caller(&u, &p).await?
+                self.login_subject(&u, &p, peer).await?
             }
-            None => (Caller::anonymous(), None),
+            None => Subject { caller: Caller::anonymous(), user: None, pat: None },
         };
-        self.token_response(&caller, pat, &params, false)
+        self.token_response(&subject, &params, false)
     }
 
     /// `POST /v2/token` (OAuth2 form: `grant_type=password` or `refresh_token`).
-    pub(super) async fn token_post(&self, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    pub(super) async fn token_post(&self, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, ApiError> {
         let body = self.read_small_body(req.into_body(), 64 * 1024).await?;
-        let params = form_pairs(std::str::from_utf8(&body).map_err(|_| unauthorized("form body is not UTF-8"))?);
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::bad_request(Code::Unsupported, "the form body is not UTF-8"))?;
+        let params = form_pairs(text);
+        self.check_service(&params)?;
         let get = |k: &str| params.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
-        let (caller, pat) = match get("grant_type") {
+        let subject = match get("grant_type") {
             Some("password") => {
                 let u = get("username").unwrap_or("");
                 let p = get("password").ok_or_else(|| unauthorized("password grant needs a password"))?;
-                self.login_caller(u, p).await?
+                self.login_subject(u, p, peer).await?
             }
             Some("refresh_token") => {
                 let t = get("refresh_token").ok_or_else(|| unauthorized("refresh_token grant needs refresh_token"))?;
-                let (sub, pat) = self
-                    .auth
-                    .verify_refresh(t)
-                    .map_err(|_| unauthorized("refresh token is invalid or expired; log in again"))?;
-                let user = self.auth.store.user(&sub)?.ok_or_else(|| unauthorized("user no longer exists"))?;
-                let scopes = match &pat {
-                    Some(id) => self.auth.store.token(id)?.map(|t| t.scopes),
-                    None => None,
-                };
-                (self.auth.store.caller_for(&user, scopes)?, pat)
+                match self.auth.verify_refresh(t) {
+                    Ok((caller, user, pat)) => Subject { caller, user: Some(user), pat },
+                    Err(AuthError::Store(e)) => return Err(e.into()),
+                    Err(_) => return Err(unauthorized("refresh token is invalid or expired; log in again")),
+                }
             }
             other => {
                 return Err(ApiError::bad_request(
@@ -66,44 +75,56 @@ impl App {
                 ))
             }
         };
-        self.token_response(&caller, pat, &params, true)
+        self.token_response(&subject, &params, true)
     }
 
-    async fn login_caller(&self, user: &str, secret: &str) -> Result<(Caller, Option<String>), ApiError> {
-        match self.auth.login(user, secret).await {
-            Ok((u, pat)) => {
-                let id = pat.as_ref().map(|t| t.id.clone());
-                Ok((self.auth.store.caller_for(&u, pat.map(|t| t.scopes))?, id))
+    /// A `service` parameter, when given, must name this registry (Docker token spec: the
+    /// service the token is for); anything else is a client pointed at the wrong server.
+    fn check_service(&self, params: &[(String, String)]) -> Result<(), ApiError> {
+        for (_, s) in params.iter().filter(|(k, _)| k == "service") {
+            if s != &self.auth.service {
+                return Err(ApiError::bad_request(
+                    Code::Unsupported,
+                    format!("service {s:?} is not served here; this registry's service is {:?}", self.auth.service),
+                ));
             }
-            Err(AuthError::Store(e)) => Err(e.into()),
-            Err(_) => Err(unauthorized("incorrect username or password")),
+        }
+        Ok(())
+    }
+
+    async fn login_subject(&self, user: &str, secret: &str, peer: IpAddr) -> Result<Subject, ApiError> {
+        match self.auth.login(user, secret, peer).await {
+            Ok(login) => {
+                let pat = login.token.as_ref().map(|t| t.id.clone());
+                let caller = self.auth.store.caller_for(&login.user, login.token.map(|t| t.scopes))?;
+                Ok(Subject { caller, user: Some(login.user), pat })
+            }
+            Err(e) => Err(self.auth_failure(e)),
         }
     }
 
-    fn token_response(
-        &self,
-        caller: &Caller,
-        pat: Option<String>,
-        params: &[(String, String)],
-        oauth: bool,
-    ) -> Result<Resp, ApiError> {
-        let mut access = Vec::new();
+    fn token_response(&self, subject: &Subject, params: &[(String, String)], oauth: bool) -> Result<Resp, ApiError> {
         let scopes: Vec<&str> = params
             .iter()
             .filter(|(k, _)| k == "scope")
             .flat_map(|(_, v)| v.split(' '))
             .filter(|s| !s.is_empty())
-            .take(MAX_SCOPES)
             .collect();
+        if scopes.len() > MAX_SCOPES {
+            return Err(ApiError::bad_request(
+                Code::Unsupported,
+                format!("{} scopes asked for; at most {MAX_SCOPES} in one token request", scopes.len()),
+            ));
+        }
+        let mut access = Vec::new();
         for scope in scopes {
-            if let Some(entry) = self.grant(caller, scope)? {
+            if let Some(entry) = self.grant(&subject.caller, scope)? {
                 access.push(entry);
             }
         }
-        let sub = caller.user.as_ref().map(|u| u.name.as_str()).unwrap_or("");
         let (token, claims) = self
             .auth
-            .issue(sub, pat.clone(), access, false)
+            .issue(subject.user.as_ref(), subject.pat.clone(), access, false)
             .map_err(|e| ApiError::internal("token signing failed", &e))?;
         let issued = time::OffsetDateTime::from_unix_timestamp(claims.iat)
             .ok()
@@ -112,10 +133,10 @@ impl App {
         let expires_in = claims.exp - claims.iat;
         let mut body =
             serde_json::json!({ "token": token, "access_token": token, "expires_in": expires_in, "issued_at": issued });
-        if oauth && caller.user.is_some() {
+        if oauth && subject.user.is_some() {
             let (refresh, _) = self
                 .auth
-                .issue(sub, pat, Vec::new(), true)
+                .issue(subject.user.as_ref(), subject.pat.clone(), Vec::new(), true)
                 .map_err(|e| ApiError::internal("token signing failed", &e))?;
             body["refresh_token"] = serde_json::json!(refresh);
         }
@@ -123,23 +144,34 @@ impl App {
     }
 
     /// The actions of one requested scope (`repository:<name>:<actions>` or
-    /// `registry:catalog:*`) that the rules grant.
+    /// `registry:catalog:*`) that the rules grant. A scope that does not parse is the client's
+    /// mistake and gets 400 naming it; a well-formed scope the caller may not use yields an
+    /// entry with fewer (or no) actions, as the token spec asks.
     fn grant(&self, caller: &Caller, scope: &str) -> Result<Option<AccessEntry>, ApiError> {
-        let Some((kind, rest)) = scope.split_once(':') else { return Ok(None) };
-        let Some((name, actions)) = rest.rsplit_once(':') else { return Ok(None) };
-        if kind == "registry" && name == "catalog" {
-            return Ok(caller.user.is_some().then(|| AccessEntry {
-                kind: kind.into(),
-                name: name.into(),
-                actions: vec!["*".into()],
-            }));
+        let malformed = |why: &str| {
+            ApiError::bad_request(
+                Code::Unsupported,
+                format!("scope {scope:?} is malformed: {why}; use repository:<projectId>/<name>:pull,push or registry:catalog:*"),
+            )
+        };
+        let (kind, rest) = scope.split_once(':').ok_or_else(|| malformed("no resource type"))?;
+        let (name, actions) = rest.rsplit_once(':').ok_or_else(|| malformed("no actions"))?;
+        match kind {
+            "registry" => {
+                if name != "catalog" || actions != "*" {
+                    return Err(malformed("the only registry scope is registry:catalog:*"));
+                }
+                return Ok(caller.user.is_some().then(|| AccessEntry {
+                    kind: kind.into(),
+                    name: name.into(),
+                    actions: vec!["*".into()],
+                }));
+            }
+            "repository" => {}
+            _ => return Err(malformed("the resource type must be repository or registry")),
         }
-        if kind != "repository" {
-            return Ok(None);
-        }
-        let Ok(repo) = name.parse::<RepositoryName>() else { return Ok(None) };
-        let facts = self.auth.store.repo_facts(repo.as_str(), repo.project())?;
-        let mut granted = Vec::new();
+        let repo = name.parse::<RepositoryName>().map_err(|e| malformed(&e.to_string()))?;
+        let mut wanted: Vec<(&str, RegistryAction)> = Vec::new();
         for a in actions.split(',') {
             let list: &[(&str, RegistryAction)] = match a {
                 "pull" => &[("pull", RegistryAction::Pull)],
@@ -150,12 +182,15 @@ impl App {
                     ("push", RegistryAction::Push),
                     ("delete", RegistryAction::Delete),
                 ],
-                _ => &[],
+                _ => return Err(malformed(&format!("unknown action {a:?} (use pull, push, delete or *)"))),
             };
-            for (n, act) in list {
-                if decide(caller, *act, &facts).is_ok() && !granted.iter().any(|g| g == n) {
-                    granted.push(n.to_string());
-                }
+            wanted.extend_from_slice(list);
+        }
+        let facts = self.auth.store.repo_facts(repo.as_str(), repo.project())?;
+        let mut granted: Vec<String> = Vec::new();
+        for (n, act) in wanted {
+            if decide(caller, act, &facts).is_ok() && !granted.iter().any(|g| g == n) {
+                granted.push(n.to_string());
             }
         }
         Ok(Some(AccessEntry { kind: "repository".into(), name: repo.as_str().to_string(), actions: granted }))

@@ -6,6 +6,7 @@ use crate::error::{range_header, ApiError, Code};
 use crate::oci::{ContentRange, Digest, RepositoryName};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
+use crate::auth::Authenticated;
 use stowage_engine::UploadWriter;
 
 impl App {
@@ -45,7 +46,7 @@ impl App {
     }
 
     /// Mount rule: the caller may pull from the source repository (rules and token both).
-    fn may_pull(&self, who: &crate::auth::Authenticated, from: &str) -> Result<bool, ApiError> {
+    fn may_pull(&self, who: &Authenticated, from: &str) -> Result<bool, ApiError> {
         let Ok(src) = from.parse::<RepositoryName>() else { return Ok(false) };
         let facts = self.auth.store.repo_facts(src.as_str(), src.project())?;
         let allowed =
@@ -61,7 +62,7 @@ impl App {
         mount: Option<Digest>,
         from: Option<String>,
         req: Request<Incoming>,
-        who: &crate::auth::Authenticated,
+        who: &Authenticated,
     ) -> Result<Resp, ApiError> {
         self.engine.check_writable()?;
         let (repo, _) = self.engine.catalog().ensure_repo(name.as_str(), name.project())?;
@@ -90,7 +91,7 @@ impl App {
             w.finish(&d).await?;
             return Ok(Self::blob_created(name, &d));
         }
-        let st = self.engine.start_upload(name.as_str())?;
+        let st = self.engine.start_upload(name.as_str(), who.caller.name())?;
         Ok(Self::upload_accepted(name, &st.id, 0))
     }
 
@@ -99,6 +100,7 @@ impl App {
         name: &RepositoryName,
         id: &str,
         req: &Request<Incoming>,
+        who: &Authenticated,
     ) -> Result<UploadWriter, ApiError> {
         let range = match header_str(req, "content-range") {
             Some(v) => Some(
@@ -107,7 +109,7 @@ impl App {
             ),
             None => None,
         };
-        let st = self.upload_in(name, id)?;
+        let st = self.upload_in(name, id, who)?;
         let declared = self.check_declared_length(req, st.offset)?;
         if let (Some(r), Some(len)) = (range, declared) {
             if r.byte_count() != len {
@@ -128,8 +130,9 @@ impl App {
         name: &RepositoryName,
         id: &str,
         req: Request<Incoming>,
+        who: &Authenticated,
     ) -> Result<Resp, ApiError> {
-        let mut w = self.open_upload(name, id, &req).await?;
+        let mut w = self.open_upload(name, id, &req, who).await?;
         self.stream_body(req.into_body(), &mut w).await?;
         let offset = w.end_chunk().await?;
         Ok(Self::upload_accepted(name, id, offset))
@@ -142,33 +145,64 @@ impl App {
         id: &str,
         digest: &Digest,
         req: Request<Incoming>,
+        who: &Authenticated,
     ) -> Result<Resp, ApiError> {
-        let mut w = self.open_upload(name, id, &req).await?;
+        let mut w = self.open_upload(name, id, &req, who).await?;
         self.stream_body(req.into_body(), &mut w).await?;
         w.finish(digest).await?;
         Ok(Self::blob_created(name, digest))
     }
 
-    /// The status of upload `id`, which must have been started in repository `name`.
-    fn upload_in(&self, name: &RepositoryName, id: &str) -> Result<stowage_engine::UploadStatus, ApiError> {
-        let st = self.engine.upload_status(id)?;
+    /// The status of upload `id`, which must have been started in repository `name` by the
+    /// caller (or the caller is an administrator). Someone else's upload is answered exactly as
+    /// an unknown one, so upload ids cannot be probed.
+    fn upload_in(
+        &self,
+        name: &RepositoryName,
+        id: &str,
+        who: &Authenticated,
+    ) -> Result<stowage_engine::UploadStatus, ApiError> {
+        let unknown = || {
+            ApiError::not_found(
+                Code::BlobUploadUnknown,
+                format!("upload {id} is not known in {name}; start a new upload with POST"),
+            )
+        };
+        let st = match self.engine.upload_status(id) {
+            Err(stowage_engine::Error::UploadUnknown(_)) => return Err(unknown()),
+            other => other?,
+        };
         if st.repo != name.as_str() {
-            return Err(ApiError::not_found(Code::BlobUploadUnknown, format!("upload {id} does not belong to {name}")));
+            return Err(unknown());
+        }
+        if st.owner != who.caller.name() && !who.caller.is_admin() {
+            tracing::info!(upload = id, owner = %st.owner, caller = who.caller.name(), "upload of another user refused");
+            return Err(unknown());
         }
         Ok(st)
     }
 
     /// end-13: `GET /v2/<name>/blobs/uploads/<id>`: where to resume.
-    pub(super) async fn upload_status(&self, name: &RepositoryName, id: &str) -> Result<Resp, ApiError> {
-        let st = self.upload_in(name, id)?;
+    pub(super) async fn upload_status(
+        &self,
+        name: &RepositoryName,
+        id: &str,
+        who: &Authenticated,
+    ) -> Result<Resp, ApiError> {
+        let st = self.upload_in(name, id, who)?;
         let mut r = Self::upload_accepted(name, id, st.offset);
         *r.status_mut() = StatusCode::NO_CONTENT;
         Ok(r)
     }
 
     /// `DELETE /v2/<name>/blobs/uploads/<id>`: cancel and free the space.
-    pub(super) async fn upload_cancel(&self, name: &RepositoryName, id: &str) -> Result<Resp, ApiError> {
-        self.upload_in(name, id)?;
+    pub(super) async fn upload_cancel(
+        &self,
+        name: &RepositoryName,
+        id: &str,
+        who: &Authenticated,
+    ) -> Result<Resp, ApiError> {
+        self.upload_in(name, id, who)?;
         self.engine.cancel_upload(id).await?;
         Ok(bare(StatusCode::NO_CONTENT, &[]))
     }

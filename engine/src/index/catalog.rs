@@ -85,6 +85,9 @@ pub struct UploadRecord {
     pub offset: u64,
     pub started: i64,
     pub updated: i64,
+    /// Who started the upload (a user name); only they, or an administrator, may use it.
+    #[serde(default)]
+    pub owner: String,
 }
 
 fn repo_key(id: u64) -> [u8; 8] {

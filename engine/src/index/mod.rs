@@ -40,10 +40,12 @@ pub enum Tree {
     Trash = 25,
     Sessions = 26,
     Entities = 27,
+    /// Security events, newest first: key `u64::MAX - seq`, big-endian.
+    Audit = 28,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 20] = [
+    pub const ALL: [Tree; 21] = [
         Tree::Meta,
         Tree::Repos,
         Tree::RepoNames,
@@ -64,6 +66,7 @@ impl Tree {
         Tree::Trash,
         Tree::Sessions,
         Tree::Entities,
+        Tree::Audit,
     ];
 
     pub fn name(self) -> &'static str {
@@ -88,6 +91,7 @@ impl Tree {
             Tree::Trash => "trash",
             Tree::Sessions => "sessions",
             Tree::Entities => "entities",
+            Tree::Audit => "audit",
         }
     }
 }
