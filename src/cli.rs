@@ -62,6 +62,29 @@ pub enum AdminCommand {
     Trash(TrashCmd),
     /// Run garbage collection now.
     Gc,
+    /// Change a password. Your own needs --password to be the current one (a password login);
+    /// administrators may name another user.
+    Passwd {
+        /// Whose password (default: the --user).
+        username: Option<String>,
+        /// The new password (at least 8 characters).
+        #[arg(long, env = "STOWAGE_NEW_PASSWORD", hide_env_values = true)]
+        new_password: String,
+    },
+    /// The security audit log, newest first (administrators).
+    Audit {
+        /// Only events by this user.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only events on this target (user, token id, entity id, team id).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only events older than this sequence number (next_before of the previous page).
+        #[arg(long)]
+        before: Option<u64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -79,13 +102,41 @@ pub enum UserCmd {
     },
     /// Show a user.
     Show { username: String },
+    /// Every user (administrators).
+    List,
+    /// Disable a user: it cannot log in and every credential it holds ends at once.
+    Disable { username: String },
+    /// Let a disabled user log in again (its old credentials stay ended).
+    Enable { username: String },
+    /// Delete a user with its tokens, team roles and sharing entries.
+    Delete { username: String },
 }
 
 #[derive(Subcommand)]
 pub enum TeamCmd {
-    Create { name: String },
-    Add { team: u64, username: String },
-    Remove { team: u64, username: String },
+    Create {
+        name: String,
+    },
+    /// Add a member (team managers and administrators).
+    Add {
+        team: u64,
+        username: String,
+    },
+    /// Remove a member (team managers and administrators).
+    Remove {
+        team: u64,
+        username: String,
+    },
+    /// Make a user a manager of the team.
+    Manage {
+        team: u64,
+        username: String,
+    },
+    /// Take a manager role away (never the last manager's).
+    Unmanage {
+        team: u64,
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -178,6 +229,35 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
             Some(json!({ "username": username, "password": password, "admin": admin, "certified": certified })),
         )?,
         AdminCommand::Users(UserCmd::Show { username }) => api.call(M::GET, &format!("users/{username}"), None)?,
+        AdminCommand::Users(UserCmd::List) => api.call(M::GET, "users", None)?,
+        AdminCommand::Users(UserCmd::Disable { username }) => {
+            api.call(M::PUT, &format!("users/{username}/disabled"), Some(json!({ "disabled": true })))?
+        }
+        AdminCommand::Users(UserCmd::Enable { username }) => {
+            api.call(M::PUT, &format!("users/{username}/disabled"), Some(json!({ "disabled": false })))?
+        }
+        AdminCommand::Users(UserCmd::Delete { username }) => api.call(M::DELETE, &format!("users/{username}"), None)?,
+        AdminCommand::Passwd { username, new_password } => {
+            let whose = username.unwrap_or_else(|| api.user.clone());
+            let mut body = json!({ "new_password": new_password });
+            if whose == api.user {
+                body["current_password"] = json!(api.password);
+            }
+            api.call(M::PUT, &format!("users/{whose}/password"), Some(body))?
+        }
+        AdminCommand::Audit { actor, target, limit, before } => {
+            let mut q = vec![format!("limit={limit}")];
+            if let Some(a) = actor {
+                q.push(format!("actor={}", query_escape(&a)));
+            }
+            if let Some(t) = target {
+                q.push(format!("target={}", query_escape(&t)));
+            }
+            if let Some(b) = before {
+                q.push(format!("before={b}"));
+            }
+            api.call(M::GET, &format!("audit?{}", q.join("&")), None)?
+        }
         AdminCommand::Certify { username, revoke } => {
             api.call(M::PUT, &format!("users/{username}/certified"), Some(json!({ "certified": !revoke })))?
         }
@@ -187,6 +267,12 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Teams(TeamCmd::Remove { team, username }) => {
             api.call(M::DELETE, &format!("teams/{team}/members/{username}"), None)?
+        }
+        AdminCommand::Teams(TeamCmd::Manage { team, username }) => {
+            api.call(M::PUT, &format!("teams/{team}/managers/{username}"), None)?
+        }
+        AdminCommand::Teams(TeamCmd::Unmanage { team, username }) => {
+            api.call(M::DELETE, &format!("teams/{team}/managers/{username}"), None)?
         }
         AdminCommand::Projects(ProjectCmd::Create { name }) => {
             api.call(M::POST, "projects", Some(json!({ "name": name })))?
@@ -238,4 +324,14 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
 fn own_entries(api: &Api, entity: &str) -> anyhow::Result<Vec<Value>> {
     let acl = api.call(reqwest::Method::GET, &format!("entities/{entity}/acl"), None)?;
     Ok(acl["entries"].as_array().cloned().unwrap_or_default())
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn query_escape(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -303,7 +303,12 @@ impl Engine {
         if guard.gone {
             return Err(Error::UploadUnknown(id.to_string()));
         }
-        Ok(UploadStatus { id: guard.id.clone(), repo: guard.repo.clone(), owner: guard.owner.clone(), offset: guard.offset })
+        Ok(UploadStatus {
+            id: guard.id.clone(),
+            repo: guard.repo.clone(),
+            owner: guard.owner.clone(),
+            offset: guard.offset,
+        })
     }
 
     /// Opens a writer appending to upload `id`. `expected_offset` (from `Content-Range`) must equal

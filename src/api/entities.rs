@@ -2,7 +2,7 @@
 //! trash and storage use. Every entity has a `syn<N>` id from one counter.
 
 use super::{bad_request, err, forbidden, not_found, ApiErr, ApiResult, Call};
-use crate::access::rules::{can, level, AccessType, Acl, AclEntry, Principal};
+use crate::access::rules::{can, effective, level, AccessType, Acl, AclEntry, Principal};
 use crate::access::store::{parse_entity_id, syn, EntityKind, EntityRecord, TrashRecord};
 use crate::handlers::App;
 use crate::oci::{Digest, Tag};
@@ -81,18 +81,32 @@ impl App {
             || e.project_id().map(|p| s.trash_record(p)).transpose()?.flatten().is_some())
     }
 
-    /// Resolves an id the caller may `access`; trashed entities are not found.
+    /// The answer for an entity the caller may not see: the same whether it exists, is in the
+    /// trash or never existed, so ids cannot be probed.
+    fn hidden(call: &Call, what: &str) -> ApiErr {
+        if call.caller.user.is_none() {
+            return err(StatusCode::UNAUTHORIZED, "unauthorized", format!("log in to see {what}"));
+        }
+        not_found(format!("{what} does not exist or you may not see it"))
+    }
+
+    /// Resolves an id the caller may `access`. An entity the caller has no access to at all is
+    /// answered like a missing one; a trashed entity is "in the trash" only to callers who may
+    /// see it.
     fn ent_with(&self, call: &Call, id: &str, access: AccessType) -> Result<Ent, ApiErr> {
-        let e = self.ent(id)?;
+        let e = match self.ent(id) {
+            Err(x) if x.status == StatusCode::NOT_FOUND => return Err(Self::hidden(call, id)),
+            other => other?,
+        };
+        let (acl, _) = self.benefactor(&e)?;
+        if effective(&call.caller, &acl).is_empty() {
+            return Err(Self::hidden(call, id));
+        }
         if self.in_trash(&e)? {
             return Err(not_found(format!("{id} is in the trash; restore it with POST /api/v1/trash/{id}/restore")));
         }
-        let (acl, _) = self.benefactor(&e)?;
         if !can(&call.caller, &acl, AccessType::Read) {
-            if call.caller.user.is_none() {
-                return Err(err(StatusCode::UNAUTHORIZED, "unauthorized", format!("log in to see {id}")));
-            }
-            return Err(not_found(format!("{id} does not exist or you may not see it")));
+            return Err(Self::hidden(call, id));
         }
         if !can(&call.caller, &acl, access) {
             return Err(forbidden(format!("{} has no {access:?} permission on {id}", call.caller.name())));
@@ -206,8 +220,18 @@ impl App {
         let Ent::Project(p) = self.ent_with(call, id, AccessType::Read)? else {
             return Err(not_found(format!("{id} is not a project")));
         };
-        let (total, repos) = self.engine.project_usage(&syn(p.id))?;
-        let repos: Vec<Value> = repos.into_iter().map(|(n, b)| json!({ "name": n, "logical_bytes": b })).collect();
+        // Only the repositories the caller may READ count, in the list and in the total.
+        let mut total = 0u64;
+        let mut repos = Vec::new();
+        for (name, bytes) in self.engine.project_usage(&syn(p.id))?.1 {
+            let Some(r) = self.engine.catalog().repo_by_name(&name)? else { continue };
+            let e = Ent::Managed(r);
+            if self.in_trash(&e)? || !can(&call.caller, &self.benefactor(&e)?.0, AccessType::Read) {
+                continue;
+            }
+            total += bytes;
+            repos.push(json!({ "name": name, "logical_bytes": bytes }));
+        }
         let mut v = json!({ "project": syn(p.id), "logical_bytes": total, "repositories": repos });
         if call.caller.is_admin() {
             v["physical_bytes_all_projects"] = json!(self.engine.physical_bytes()?);
@@ -273,7 +297,9 @@ impl App {
         let summary: Vec<String> = acl
             .entries
             .iter()
-            .map(|x| format!("{}={}", x.principal, x.access.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join("+")))
+            .map(|x| {
+                format!("{}={}", x.principal, x.access.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>().join("+"))
+            })
             .collect();
         call.audit(self, "acl.set", &syn(e.id()), Some(&summary.join(" ")));
         self.get_acl(call, id)
@@ -379,11 +405,13 @@ impl App {
 
     pub(super) fn find_repository(&self, call: &Call) -> ApiResult {
         let name = call.q("name").ok_or_else(|| bad_request("give ?name=<projectId>/<repository>"))?;
-        let r = self
-            .engine
-            .catalog()
-            .repo_by_name(name)?
-            .ok_or_else(|| not_found(format!("repository {name} does not exist")))?;
+        let r = self.engine.catalog().repo_by_name(name)?.ok_or_else(|| Self::hidden(call, name))?;
+        // A repository the caller may not see is answered by the name asked for, never by its
+        // id, so the id of a hidden repository is not given away.
+        let (acl, _) = self.benefactor(&Ent::Managed(r.clone()))?;
+        if !can(&call.caller, &acl, AccessType::Read) {
+            return Err(Self::hidden(call, name));
+        }
         self.get_repository(call, &syn(r.id))
     }
 

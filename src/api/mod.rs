@@ -12,17 +12,17 @@ mod users;
 
 use crate::access::rules::Caller;
 use crate::auth::{AuthError, CredentialKind};
-use routes::{Need, Op};
-use std::net::IpAddr;
-use users::TeamRole;
 use crate::handlers::App;
 use crate::server::{full, Body};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use routes::{Need, Op};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::net::IpAddr;
+use users::TeamRole;
 
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -189,7 +189,9 @@ impl App {
         let who = match self.auth.authenticate(req.headers(), peer).await {
             Ok(a) => a,
             Err(AuthError::Store(e)) => return Err(e.into()),
-            Err(e @ AuthError::Busy) => return Err(err(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string())),
+            Err(e @ AuthError::Busy) => {
+                return Err(err(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string()))
+            }
             Err(e) => return Err(err(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())),
         };
         if who.kind == CredentialKind::RegistryToken {

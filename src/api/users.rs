@@ -260,9 +260,7 @@ impl App {
                 return Err(not_found(format!("{user} is not a {what} of team {id}")));
             }
             if role == TeamRole::Manager && set.len() == 1 {
-                return Err(bad_request(format!(
-                    "{user} is the last manager of team {id}; add another manager first"
-                )));
+                return Err(bad_request(format!("{user} is the last manager of team {id}; add another manager first")));
             }
             set.remove(user);
         }

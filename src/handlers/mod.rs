@@ -134,9 +134,7 @@ impl App {
             }
             Endpoint::UploadStatus { name, id } => self.upload_status(&name, &id, &who).await,
             Endpoint::UploadPatch { name, id } => self.upload_patch(&name, &id, req, &who).await,
-            Endpoint::UploadFinish { name, id, digest } => {
-                self.upload_finish(&name, &id, &digest, req, &who).await
-            }
+            Endpoint::UploadFinish { name, id, digest } => self.upload_finish(&name, &id, &digest, req, &who).await,
             Endpoint::UploadCancel { name, id } => self.upload_cancel(&name, &id, &who).await,
             Endpoint::ManifestGet { name, reference, head } => self.manifest_get(&name, &reference, head).await,
             Endpoint::ManifestPut { name, reference } => self.manifest_put(&name, &reference, req, &who).await,
@@ -150,17 +148,18 @@ impl App {
     /// action, at request time (so trash and revocation act at once). Anonymous callers, and
     /// tokens that lack an action the rules would allow, get a 401 challenge naming the scope to
     /// ask for; a known caller the rules refuse gets 403 DENIED naming the failed rule.
-    async fn authorize(&self, ep: &Endpoint, headers: &http::HeaderMap, peer: IpAddr) -> Result<Authenticated, ApiError> {
+    async fn authorize(
+        &self,
+        ep: &Endpoint,
+        headers: &http::HeaderMap,
+        peer: IpAddr,
+    ) -> Result<Authenticated, ApiError> {
         let generation = self.engine.catalog().generation();
         // Keyed by a hash of the whole header: fixed size whatever the client sends.
         let credential = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
         let mut credential_hash = [0u8; 32];
         credential_hash.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, credential).as_ref());
-        let key = (
-            credential_hash,
-            ep.name().map(|n| n.as_str().to_string()).unwrap_or_default(),
-            ep.action() as u8,
-        );
+        let key = (credential_hash, ep.name().map(|n| n.as_str().to_string()).unwrap_or_default(), ep.action() as u8);
         if let Some(who) = self.decisions.get(&key, generation) {
             return Ok(who);
         }

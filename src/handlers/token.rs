@@ -6,15 +6,15 @@
 
 use super::{json_response, App, Resp};
 use crate::access::rules::{decide, Caller, RegistryAction};
-use crate::auth::jwt::AccessEntry;
 use crate::access::store::UserRecord;
+use crate::auth::jwt::AccessEntry;
 use crate::auth::{parse_basic, AuthError};
-use std::net::IpAddr;
 use crate::error::{ApiError, Code};
 use crate::oci::RepositoryName;
 use crate::router::percent_decode;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
+use std::net::IpAddr;
 use time::format_description::well_known::Rfc3339;
 
 /// Most scopes one token request may ask for.

@@ -2,11 +2,11 @@
 //! chunked with `Content-Range`, streamed, resumable, and cross-repository mounts.
 
 use super::{bare, header_str, App, Resp};
+use crate::auth::Authenticated;
 use crate::error::{range_header, ApiError, Code};
 use crate::oci::{ContentRange, Digest, RepositoryName};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
-use crate::auth::Authenticated;
 use stowage_engine::UploadWriter;
 
 impl App {

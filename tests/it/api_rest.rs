@@ -22,7 +22,7 @@ async fn users_create_get_certify() {
     let (st, v) =
         post(&client(), &api(&s, "users"), json!({ "username": "alice", "password": "alice-password" })).await;
     assert_eq!(st, 201, "{v}");
-    assert_eq!(keys(&v), ["admin", "certified", "created", "id", "username"]);
+    assert_eq!(keys(&v), ["admin", "certified", "created", "disabled", "id", "username"]);
     assert_eq!(v["username"], "alice");
     assert_eq!(v["certified"], false);
     assert_eq!(v["admin"], false);
@@ -62,7 +62,7 @@ async fn users_create_get_certify() {
     // Self: the whole record. Others: only the public part, unless admin.
     let (st, v) = get(&alice, &api(&s, "users/alice")).await;
     assert_eq!(st, 200);
-    assert_eq!(keys(&v), ["admin", "certified", "created", "id", "username"]);
+    assert_eq!(keys(&v), ["admin", "certified", "created", "disabled", "id", "username"]);
     assert_eq!(v["id"], alice_id);
     let (st, v) = get(&alice, &api(&s, "users/admin")).await;
     assert_eq!(st, 200);
@@ -121,7 +121,7 @@ async fn teams_and_members() {
     let alice = client_as("alice", "alice-password");
     let (st, t) = post(&alice, &api(&s, "teams"), json!({ "name": "devs" })).await;
     assert_eq!(st, 201, "{t}");
-    assert_eq!(keys(&t), ["id", "members", "name"]);
+    assert_eq!(keys(&t), ["id", "managers", "members", "name"]);
     assert_eq!(t["name"], "devs");
     assert_eq!(t["members"], json!(["alice"]));
     let id = t["id"].as_u64().expect("numeric team id");
@@ -860,13 +860,23 @@ async fn gc_admin_only() {
 async fn errors_limits_and_authentication() {
     let s = TestServer::start();
     // Unknown routes and methods.
-    for (m, p) in
-        [("GET", "nope"), ("DELETE", "projects"), ("PATCH", "users/admin"), ("GET", ""), ("POST", "users/admin")]
-    {
+    for (m, p) in [("GET", "nope"), ("GET", ""), ("GET", "users/admin/extra")] {
         let (st, v) = send(&client(), m, &api(&s, p), None).await;
         assert_eq!(st, 404, "{m} {p}");
         assert_error(&v, "not_found");
         assert!(v["error"]["message"].as_str().unwrap().contains("is not an API route"), "{v}");
+    }
+    // A known path with a method it lacks: 405 with the methods it has.
+    for (m, p, allow) in [
+        ("DELETE", "projects", "POST, GET"),
+        ("PATCH", "users/admin", "GET, DELETE"),
+        ("POST", "users/admin", "GET, DELETE"),
+    ] {
+        let r = client().request(reqwest::Method::from_bytes(m.as_bytes()).unwrap(), api(&s, p)).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{m} {p}");
+        assert_eq!(r.headers()["allow"], allow, "{m} {p}");
+        let v: Value = r.json().await.unwrap();
+        assert_error(&v, "method_not_allowed");
     }
     // Every response is JSON.
     let r = client().get(api(&s, "projects")).send().await.unwrap();

@@ -24,11 +24,16 @@ async fn creating_a_repository_needs_create_on_an_existing_project() {
     assert_eq!(r.status(), 202, "edit on the project creates repositories");
     let r = start_upload(&s, "syn2/app").await;
     assert_eq!(r.status(), 403);
-    assert_eq!(first_error(r).await, ("DENIED".to_string(), "bob has no edit permission on syn2".to_string()));
-    let missing = "project syn999 does not exist; create it first or check the project id in the image name";
+    // bob has no access at all to syn2: the answer is the same as for a project that does not
+    // exist, so project ids cannot be probed.
+    let hidden = |name: &str| {
+        format!("{name} does not exist, or bob may not push to it; check the project id in the image name or ask the project's owner to share it with you")
+    };
+    assert_eq!(first_error(r).await, ("DENIED".to_string(), hidden("syn2/app")));
     let r = start_upload(&s, "syn999/app").await;
     assert_eq!(r.status(), 403);
-    assert_eq!(first_error(r).await.1, missing);
+    assert_eq!(first_error(r).await.1, hidden("syn999/app"));
+    let missing = "project syn999 does not exist; create it first or check the project id in the image name";
     // The first component names a repository, not a project: refused the same way, even for
     // the admin.
     let r = client().post(s.v2(&format!("{repo}/app/blobs/uploads/"))).send().await.unwrap();

@@ -513,7 +513,10 @@ async fn trash_and_acl_changes_act_on_issued_tokens() {
     set_acl(&s, &id, &[("user:carol", "download")]).await;
     let r = get_manifest(&s, &t).await;
     assert_eq!(r.status(), 403);
-    assert_eq!(first_error(r).await.1, "bob has no download permission on syn1/app");
+    assert_eq!(
+        first_error(r).await.1,
+        "syn1/app does not exist, or bob may not pull it; check the project id in the image name or ask the project's owner to share it with you"
+    );
     let r = client().delete(format!("{}/api/v1/entities/{id}/acl", s.url)).send().await.unwrap();
     assert!(r.status().is_success(), "revert to inheritance: {}", r.status());
     assert_eq!(get_manifest(&s, &t).await.status(), 200);
@@ -522,7 +525,13 @@ async fn trash_and_acl_changes_act_on_issued_tokens() {
     set_acl(&s, "syn1", &[]).await;
     let r = get_manifest(&s, &t).await;
     assert_eq!(r.status(), 403);
-    assert_eq!(first_error(r).await, ("DENIED".to_string(), "bob has no download permission on syn1".to_string()));
+    assert_eq!(
+        first_error(r).await,
+        (
+            "DENIED".to_string(),
+            "syn1/app does not exist, or bob may not pull it; check the project id in the image name or ask the project's owner to share it with you".to_string()
+        )
+    );
 }
 
 #[tokio::test]

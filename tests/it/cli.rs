@@ -47,7 +47,10 @@ fn admin_commands_drive_the_rest_api() {
     // Refusals come back as a non-zero exit with the server's message.
     let (ok, _, err) = admin(&s, "bob", "bob-pw-1234", &["certify", "bob"]);
     assert!(!ok);
-    assert!(err.contains("403") && err.contains("only administrators may do this"), "{err}");
+    assert!(
+        err.contains("403") && err.contains("only administrators may use PUT /api/v1/users/{username}/certified"),
+        "{err}"
+    );
     let (ok, _, err) = admin(&s, "alice", "wrong-password", &["projects", "list"]);
     assert!(!ok);
     assert!(err.contains("401"), "{err}");
