@@ -293,6 +293,18 @@ mod tests {
     }
 
     #[test]
+    fn the_verified_token_cache_is_bounded_whatever_the_tokens() {
+        let k = new_keys();
+        for i in 0..(CACHE_ENTRIES + 50) {
+            let mut c = claims(900);
+            c.jti = format!("{i}{}", "pad".repeat(100));
+            let t = k.sign(&c).unwrap();
+            assert!(k.verify(&t, "stowage").is_ok());
+            assert!(k.cache.lock().len() <= CACHE_ENTRIES);
+        }
+    }
+
+    #[test]
     fn keys_persist_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let a = Keys::load_or_create(dir.path()).unwrap();

@@ -405,3 +405,52 @@ pub fn parse_basic(b64: &str) -> Option<(String, String)> {
 pub fn all_scopes() -> BTreeSet<Scope> {
     [Scope::View, Scope::Download, Scope::Modify].into_iter().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn test_auth(dir: &std::path::Path) -> Auth {
+        let engine = stowage_engine::Engine::open(stowage_engine::EngineConfig::new(dir)).unwrap();
+        let keys = Keys::load_or_create(dir).unwrap();
+        Auth::new(keys, Store::new(engine), "stowage".into(), "http://x/v2/token".into())
+    }
+
+    #[test]
+    fn failure_memory_is_bounded_and_keyed_by_a_bounded_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = test_auth(dir.path());
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        for i in 0..(FAILURE_ENTRIES * 2 + 7) {
+            auth.note_failure((format!("user{i}"), ip));
+            assert!(auth.failures.lock().len() <= FAILURE_ENTRIES);
+        }
+        // Repeated failures of one pair count up; another address of the same name does not.
+        assert_eq!(auth.note_failure(("alice".into(), ip)), 1);
+        assert_eq!(auth.note_failure(("alice".into(), ip)), 2);
+        assert_eq!(auth.note_failure(("alice".into(), "127.0.0.2".parse().unwrap())), 1);
+        let long = "x".repeat(60_000);
+        assert!(failure_name(&long).len() <= 64);
+        assert_ne!(failure_name(&long), failure_name(&"y".repeat(60_000)));
+        assert_eq!(failure_name("alice"), "alice");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_hashing_queue_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = std::sync::Arc::new(test_auth(dir.path()));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..(MAX_HASH_WAITERS * 3) {
+            let a = auth.clone();
+            set.spawn(async move { a.hash(|| std::thread::sleep(Duration::from_millis(20))).await.is_ok() });
+        }
+        let mut refused = 0;
+        while let Some(ok) = set.join_next().await {
+            refused += usize::from(!ok.unwrap());
+        }
+        assert!(refused > 0, "some of {} simultaneous hashes must be refused", MAX_HASH_WAITERS * 3);
+        assert_eq!(auth.hash_waiters.load(Ordering::Acquire), 0, "the waiter count returns to zero");
+    }
+}
