@@ -313,6 +313,24 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_states_what_every_route_needs() {
+        let readme = include_str!("../../README.md");
+        for r in ROUTES {
+            let need = match r.need {
+                Need::Nothing => "none".to_string(),
+                Need::Password => "password login".to_string(),
+                n => format!("`{}`", n.as_str()),
+            };
+            let row = format!("| `{} {}` | {need} |", r.method, r.path);
+            assert!(readme.contains(&row), "README lacks the row {row}");
+            if r.admin {
+                let line = readme.lines().find(|l| l.starts_with(&row)).unwrap_or("");
+                assert!(line.contains("administrators"), "README: {} {} is for administrators", r.method, r.path);
+            }
+        }
+    }
+
+    #[test]
     fn credential_check_follows_the_table() {
         let all: BTreeSet<Scope> = [Scope::View, Scope::Download, Scope::Modify].into();
         let view: BTreeSet<Scope> = [Scope::View].into();

@@ -60,6 +60,13 @@ impl Claims {
     }
 }
 
+impl Claims {
+    /// Does the token grant listing the catalog (`registry:catalog:*`)?
+    pub fn grants_catalog(&self) -> bool {
+        self.access.iter().any(|a| a.kind == "registry" && a.name == "catalog" && a.actions.iter().any(|x| x == "*"))
+    }
+}
+
 pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,

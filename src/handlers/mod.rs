@@ -198,6 +198,13 @@ impl App {
                 if anonymous {
                     return Err(self.challenge(Some("registry:catalog:*"), "log in to list repositories"));
                 }
+                // A registry token does only what it lists.
+                if who.claims.as_ref().is_some_and(|c| !c.grants_catalog()) {
+                    return Err(self.challenge(
+                        Some("registry:catalog:*"),
+                        "the token does not grant registry:catalog:*; ask for a new token",
+                    ));
+                }
             }
             action => {
                 let (Some(name), Some(act)) = (ep.name(), registry_action(action)) else { return Ok(who) };

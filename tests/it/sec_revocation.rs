@@ -254,4 +254,12 @@ async fn registry_tokens_are_not_rest_credentials() {
     }
     let (st, _) = get(&client(), &api(&s, "users/eve")).await;
     assert_eq!(st, 404, "no user was made");
+
+    // On the registry a token does only what it lists: a pull token lists no catalog.
+    let pull_only = registry_token(&s, &client(), "repository:syn1/app:pull").await;
+    let r = anonymous().get(s.v2("_catalog")).bearer_auth(&pull_only).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let catalog = registry_token(&s, &client(), "registry:catalog:*").await;
+    let r = anonymous().get(s.v2("_catalog")).bearer_auth(&catalog).send().await.unwrap();
+    assert_eq!(r.status(), 200);
 }
