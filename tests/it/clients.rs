@@ -74,27 +74,17 @@ fn on_path(program: &str) -> bool {
     Command::new(program).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
 }
 
-/// True when the real-client tests must fail rather than skip (tests/run sets it).
-pub fn required() -> bool {
-    std::env::var("STOWAGE_REAL_CLIENTS").map(|v| v == "1").unwrap_or(false)
-}
-
-/// Checks that `program` is usable (for docker: that the daemon answers). Returns false (after a
-/// note on stderr) when it is not and STOWAGE_REAL_CLIENTS is unset; panics when it is set.
-pub fn available(program: &str) -> bool {
+/// Panics unless `program` is usable (for docker: unless the daemon answers). Real-client tests
+/// are `#[ignore]`d with the reason, so plain `cargo test` reports them as ignored; `tests/run`
+/// installs the clients and runs them with `--ignored`, where a missing client is a failure,
+/// never a silent pass.
+pub fn require(program: &str) {
     let usable = if program == "docker" {
         on_path("docker") && run("docker", &["info", "--format", "{{.ServerVersion}}"]).ok
     } else {
         on_path(program)
     };
-    if usable {
-        return true;
-    }
-    if required() {
-        panic!("{program} is not usable and STOWAGE_REAL_CLIENTS=1: real-client tests must run (see tests/run)");
-    }
-    eprintln!("skipping: {program} is not usable (set STOWAGE_REAL_CLIENTS=1 to make this a failure)");
-    false
+    assert!(usable, "{program} is not usable: real-client tests need it (tests/run installs and starts it)");
 }
 
 /// A string unique to this test run (image content, names).

@@ -5,10 +5,9 @@ use crate::clients::{self, build_image, image_ids, pushed_digest, DockerImages, 
 use crate::common::{TestServer, ADMIN_PASSWORD};
 
 #[test]
+#[ignore = "real client: needs docker; tests/run installs it and runs these"]
 fn docker_push_pull_by_tag_and_digest_and_mount_shared_base() {
-    if !clients::available("docker") {
-        return;
-    }
+    clients::require("docker");
     let s = TestServer::start();
     let images = DockerImages::default();
     let admin = DockerUser::new();
