@@ -6,9 +6,11 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod handlers;
 pub mod oci;
+pub mod process;
 pub mod router;
 pub mod server;
 

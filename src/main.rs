@@ -52,6 +52,16 @@ fn main() -> anyhow::Result<()> {
                 cfg.storage.data_dir = d;
             }
             let settings = cfg.validate()?;
+            match stowage::process::raise_fd_limit() {
+                Ok(n) if n < settings.max_connections as u64 + 256 => tracing::warn!(
+                    open_files = n,
+                    max_connections = settings.max_connections,
+                    "the open-file limit is below server.max_connections plus room for storage; \
+                     raise it (ulimit -n, LimitNOFILE=) or lower max_connections"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+            }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(settings.listen)

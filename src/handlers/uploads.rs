@@ -129,8 +129,8 @@ impl App {
         id: &str,
         req: Request<Incoming>,
     ) -> Result<Resp, ApiError> {
-        let mut w = self.open_upload(name, id, &req).await?;
-        self.stream_body(req.into_body(), &mut w).await?;
+        let w = self.open_upload(name, id, &req).await?;
+        let w = self.stream_resumable(name, req.into_body(), w).await?;
         let offset = w.end_chunk().await?;
         Ok(Self::upload_accepted(name, id, offset))
     }
@@ -143,8 +143,8 @@ impl App {
         digest: &Digest,
         req: Request<Incoming>,
     ) -> Result<Resp, ApiError> {
-        let mut w = self.open_upload(name, id, &req).await?;
-        self.stream_body(req.into_body(), &mut w).await?;
+        let w = self.open_upload(name, id, &req).await?;
+        let w = self.stream_resumable(name, req.into_body(), w).await?;
         w.finish(digest).await?;
         Ok(Self::blob_created(name, digest))
     }

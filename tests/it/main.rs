@@ -10,6 +10,7 @@ mod blobs;
 mod cli;
 mod clients;
 mod common;
+mod limits;
 mod listing;
 mod manifests;
 mod real_access;
