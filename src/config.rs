@@ -167,7 +167,9 @@ pub struct Settings {
     pub token_ttl: Duration,
     pub self_registration: bool,
     /// Password of the `admin` user made on first start (else `STOWAGE_ADMIN_PASSWORD`, else a
-    /// generated one printed once). Not in the config file: set it in code or the environment.
+    /// generated one written once to a mode 0600 file in the data directory). Not in the config
+    /// file: set it in code or the environment. At least
+    /// [`crate::bootstrap::MIN_ADMIN_PASSWORD_CHARS`] characters.
     pub admin_password: Option<String>,
 }
 

@@ -51,7 +51,10 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 cfg.storage.data_dir = d;
             }
-            let settings = cfg.validate()?;
+            let mut settings = cfg.validate()?;
+            // Before anything creates a file or starts a thread: see `restrict_umask`.
+            stowage::process::restrict_umask();
+            settings.admin_password = stowage::bootstrap::admin_password_from_env()?;
             match stowage::process::raise_fd_limit() {
                 Ok(n) if n < settings.max_connections as u64 + 256 => tracing::warn!(
                     open_files = n,

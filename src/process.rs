@@ -1,6 +1,21 @@
 //! Process-wide settings that `stowage serve` makes once at start, before the runtime starts
-//! threads: the open-file limit. Library code never calls these: they change the whole process,
-//! so the binary (or a test that wants them) decides.
+//! threads: the file mode creation mask and the open-file limit. Library code never calls these:
+//! they change the whole process, so the binary (or a test that wants them) decides.
+
+/// Makes every file and directory this process creates private to its user (umask 077).
+///
+/// Why a process-wide umask as well as explicit modes: the engine and the key store create their
+/// own files with explicit modes (0700 directories, 0600 files), but sled creates the index files
+/// itself, with the default mode, and offers no way to choose it. The umask covers those, and any
+/// file a future change forgets. It is process-wide and inherited by threads, so `stowage serve`
+/// sets it first, before the runtime starts threads.
+pub fn restrict_umask() {
+    // SAFETY: umask(2) only swaps the process's file mode creation mask; it cannot fail and
+    // touches no memory of ours.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
 
 /// Raises the soft limit on open files to the hard limit (at most 1 Mi), so `max_connections` is
 /// not cut short by the usual soft default of 1024. Returns the limit now in force.
