@@ -274,6 +274,11 @@ impl ConnWatch {
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::SeqCst)
     }
+
+    /// When the last request in flight ended (or the connection opened, if none has).
+    pub fn idle_since(&self) -> Instant {
+        self.at(self.idle_since_ms.load(Ordering::SeqCst))
+    }
 }
 
 /// A request in flight on a connection; dropping it ends the request for the watchdog.
@@ -292,16 +297,33 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request in flight until it has been sent (or dropped), so a
-/// long download is never taken for an idle connection.
+/// Largest data frame handed to hyper at once. Hyper asks a body for its next frame only when it
+/// has room to write it, so a body split this fine ends (and its request stops being in flight) at
+/// most this much, plus hyper's own buffer, before its last byte reaches the socket. A blob handed
+/// over as one frame would otherwise count as sent while a slow reader is still receiving it, and
+/// the watchdog could cut its tail.
+const MAX_FRAME_BYTES: usize = 256 * 1024;
+
+/// A response body that keeps its request in flight until it has been handed to the socket (or
+/// dropped), so a long download is never taken for an idle connection.
 pub struct Tracked<B> {
     inner: B,
+    /// The rest of a data frame larger than [`MAX_FRAME_BYTES`].
+    pending: Bytes,
     _in_flight: InFlight,
 }
 
 impl<B> Tracked<B> {
     pub fn new(inner: B, in_flight: InFlight) -> Tracked<B> {
-        Tracked { inner, _in_flight: in_flight }
+        Tracked { inner, pending: Bytes::new(), _in_flight: in_flight }
+    }
+
+    /// The next piece of `data` to hand over; the rest waits in `pending`.
+    fn piece(&mut self, mut data: Bytes) -> Frame<Bytes> {
+        if data.len() > MAX_FRAME_BYTES {
+            self.pending = data.split_off(MAX_FRAME_BYTES);
+        }
+        Frame::data(data)
     }
 }
 
@@ -310,15 +332,32 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
     type Error = B::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            return Poll::Ready(Some(Ok(self.piece(rest))));
+        }
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Some(Ok(self.piece(data)))),
+                Err(frame) => Poll::Ready(Some(Ok(frame))),
+            },
+            other => other,
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.pending.is_empty() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let inner = self.inner.size_hint();
+        let extra = self.pending.len() as u64;
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + extra);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + extra);
+        }
+        hint
     }
 }
 
@@ -402,6 +441,30 @@ mod tests {
         assert_eq!(k("2001:db8:1:2:aaaa::1"), k("2001:db8:1:2:bbbb::2"));
         assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
         assert_eq!(k("::ffff:192.0.2.7"), k("192.0.2.7"));
+    }
+
+    #[test]
+    fn large_frames_are_handed_over_in_pieces() {
+        use http_body_util::BodyExt;
+        let data = Bytes::from(vec![7u8; 2 * MAX_FRAME_BYTES + 10]);
+        let w = Arc::new(ConnWatch::new());
+        let body = http_body_util::Full::new(data.clone());
+        let mut t = Tracked::new(body, w.request_started(false));
+        assert_eq!(t.size_hint().exact(), Some(data.len() as u64));
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut sizes = Vec::new();
+        let mut got = Vec::new();
+        while let Some(f) = rt.block_on(t.frame()) {
+            let d = f.unwrap().into_data().unwrap();
+            sizes.push(d.len());
+            got.extend_from_slice(&d);
+            assert_eq!(w.in_flight(), 1, "in flight until the body is dropped");
+        }
+        assert_eq!(sizes, [MAX_FRAME_BYTES, MAX_FRAME_BYTES, 10]);
+        assert_eq!(got, data);
+        assert!(t.is_end_stream());
+        drop(t);
+        assert_eq!(w.in_flight(), 0);
     }
 
     #[test]

@@ -103,9 +103,13 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
             let mut closing: Option<Instant> = None;
             loop {
                 let deadline = match closing {
-                    // A graceful shutdown lets requests in flight finish; with none left, a peer
-                    // that does not close its side gets `header_timeout`, then is dropped.
-                    Some(since) => (watch.in_flight() == 0).then_some(since + timeouts.header),
+                    // A graceful shutdown lets requests in flight finish. With none left, hyper
+                    // flushes the last response and closes; a peer that holds the connection
+                    // open (or does not read) gets `header_timeout` more, counted from the end
+                    // of the last response so its tail is never cut, then is dropped.
+                    Some(since) => {
+                        (watch.in_flight() == 0).then(|| Instant::from(watch.idle_since()).max(since) + timeouts.header)
+                    }
                     None => watch.deadline(timeouts.header, timeouts.idle).map(|(d, _)| d.into()),
                 };
                 tokio::select! {

@@ -519,9 +519,9 @@ async fn flood_of_idle_and_half_open_connections_is_shed_while_pulls_work() {
             }
         });
     }
-    // Pull while the flood is open.
+    // Pull for as long as the silent and half-open connections are held (header_timeout).
     let mut flood = Vec::new();
-    while flood.len() < 20 || (started.elapsed() < 2 * SEC && flood.len() < 200) {
+    while flood.len() < 20 || (started.elapsed() < 2 * SEC && flood.len() < 2000) {
         let t = Instant::now();
         assert!(pull_with_token(&s, &http, "syn1/flood", &digest).await[..] == layer[..]);
         flood.push(t.elapsed());
@@ -567,4 +567,29 @@ async fn flood_of_idle_and_half_open_connections_is_shed_while_pulls_work() {
         assert!(t.elapsed() < 5 * SEC, "the server let go of every flood connection");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_a_slow_download_finish_whole_past_header_timeout() {
+    let s = TestServer::start_with(|st| st.header_timeout = SEC);
+    // Bigger than loopback's socket buffers, so part of it waits in the server's own buffers.
+    let blob = test_blob(24 << 20);
+    let digest = push_blob(&s, "syn1/big", &blob).await;
+    let mut r = client().get(s.v2(&format!("syn1/big/blobs/{digest}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Shut down while the body is still on its way, and read it slowly, for longer than
+    // header_timeout: the end of the response must not be cut when the request stops being in
+    // flight.
+    let t = Instant::now();
+    let stopped = tokio::task::spawn_blocking(move || drop(s.stop()));
+    let mut got = Vec::with_capacity(blob.len());
+    while let Some(chunk) = tokio::time::timeout(10 * SEC, r.chunk()).await.unwrap().unwrap() {
+        got.extend_from_slice(&chunk);
+        // About 12 MB/s: the 24 MiB take two seconds.
+        tokio::time::sleep(Duration::from_micros(chunk.len() as u64 / 12)).await;
+    }
+    assert!(t.elapsed() > SEC, "the download outlasted header_timeout ({:?})", t.elapsed());
+    assert_eq!(got.len(), blob.len());
+    assert!(got == blob);
+    stopped.await.unwrap();
 }
