@@ -70,25 +70,23 @@ fn main() -> anyhow::Result<()> {
                 let listener = tokio::net::TcpListener::bind(settings.listen)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-                stowage::run(settings, listener, shutdown_signal()).await
+                stowage::run(settings, listener, shutdown_signal()?).await
             })
         }
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+/// SIGINT or SIGTERM. The handlers are installed here, before anything is served: a future that
+/// installed them when first polled would leave a window in which SIGTERM still kills the process
+/// outright (the accept loop need not poll it before answering the first request).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| anyhow::anyhow!("cannot handle SIGINT: {e}"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {},
+            _ = int.recv() => {},
             _ = term.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await.unwrap_or(());
+    })
 }

@@ -265,8 +265,15 @@ async fn check_cap(s: &TestServer, n: usize) {
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(2 * SEC, c.read_to_end(&mut buf)).await;
         if buf.starts_with(b"HTTP/1.1 200") {
+            // The connection over the cap, plus any attempt here made before the server saw the
+            // dropped connection close.
             let text = String::from_utf8_lossy(&buf);
-            assert!(text.contains("stowage_connections_refused_total 1\n"), "{text}");
+            let refused: u64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("stowage_connections_refused_total "))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{text}"));
+            assert!(refused >= 1, "{text}");
             break;
         }
         assert!(t.elapsed() < 5 * SEC, "a freed place is taken again");
