@@ -150,7 +150,7 @@ if [ -x "$STOWAGE_BIN" ]; then
     mkdir -p "$WORK/stowage/data"
     # Stowage always authenticates: bootstrap `admin` with a throwaway
     # password, create a project (images are named <project id>/<repo>).
-    ST_PW="bench-password-$RANDOM$RANDOM"
+    ST_PW="bench-password-$RANDOM$RANDOM"   # the bootstrap admin password needs 12+ characters
     STOWAGE_ADMIN_PASSWORD="$ST_PW" "$STOWAGE_BIN" serve --listen "127.0.0.1:$ST_PORT" \
         --data-dir "$WORK/stowage/data" > "$WORK/stowage/log" 2>&1 &
     ST_PID=$!

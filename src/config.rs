@@ -56,11 +56,38 @@ pub struct ServerConfig {
     pub max_manifest_size: String,
     /// Largest total of request headers. Default `64KiB`.
     pub max_header_size: String,
-    /// Time allowed to receive a request's headers. Default `30s`.
+    /// Time a connection has to deliver a complete request head, counted from its opening (which
+    /// covers telling HTTP/1 from HTTP/2 and the HTTP/2 preface) and, on an idle HTTP/1
+    /// keep-alive connection, from the first byte of the next head. The connection is closed
+    /// when it passes. Default `10s`.
     pub header_timeout: String,
+    /// A connection with no request in flight for this long is shut down gracefully (HTTP/1
+    /// keep-alive and HTTP/2 alike). Default `120s`.
+    pub idle_timeout: String,
+    /// How often an HTTP/2 connection is pinged to check that the peer is still there; `"0s"`
+    /// turns pings off. Default `30s`.
+    pub http2_keepalive_interval: String,
+    /// An HTTP/2 connection whose peer does not answer a ping within this long is closed.
+    /// Default `20s`.
+    pub http2_keepalive_timeout: String,
+    /// Most open connections overall; more are accepted and closed at once. Default `4096`.
+    pub max_connections: usize,
+    /// Most open connections from one client address (IPv6: one /64); more are accepted and
+    /// closed at once. Default `256`.
+    pub max_connections_per_ip: usize,
+    /// Time allowed for the whole body of a REST, token or manifest request, which are small.
+    /// A body whose size limit would take longer at `upload_min_rate` gets that long instead.
+    /// Default `10s`.
+    pub small_body_timeout: String,
     /// Longest pause between two pieces of a request body before the request is dropped.
     /// Default `60s`.
     pub body_idle_timeout: String,
+    /// Slowest average rate, per second, at which an upload body may arrive, measured over each
+    /// `upload_min_rate_period` of waiting for the client; a slower body is ended, keeping what
+    /// arrived, and the upload stays resumable. `"0"` turns the check off. Default `16KiB`.
+    pub upload_min_rate: String,
+    /// The period over which `upload_min_rate` is averaged. Default `30s`.
+    pub upload_min_rate_period: String,
     /// How long shutdown waits for in-flight requests. Default `30s`.
     pub shutdown_grace: String,
     /// Most entries one tag or catalog page returns. Default `1000`.
@@ -74,8 +101,16 @@ impl Default for ServerConfig {
             public_url: None,
             max_manifest_size: "4MiB".into(),
             max_header_size: "64KiB".into(),
-            header_timeout: "30s".into(),
+            header_timeout: "10s".into(),
+            idle_timeout: "120s".into(),
+            http2_keepalive_interval: "30s".into(),
+            http2_keepalive_timeout: "20s".into(),
+            max_connections: 4096,
+            max_connections_per_ip: 256,
+            small_body_timeout: "10s".into(),
             body_idle_timeout: "60s".into(),
+            upload_min_rate: "16KiB".into(),
+            upload_min_rate_period: "30s".into(),
             shutdown_grace: "30s".into(),
             max_page_size: 1000,
         }
@@ -121,7 +156,17 @@ pub struct Settings {
     pub max_manifest_bytes: usize,
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// `None`: no HTTP/2 pings.
+    pub http2_keepalive_interval: Option<Duration>,
+    pub http2_keepalive_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub small_body_timeout: Duration,
     pub body_idle_timeout: Duration,
+    /// Bytes per second; 0 turns the check off.
+    pub upload_min_rate: u64,
+    pub upload_min_rate_period: Duration,
     pub shutdown_grace: Duration,
     pub max_page_size: usize,
     pub engine: stowage_engine::EngineConfig,
@@ -130,7 +175,9 @@ pub struct Settings {
     pub refresh_ttl: Duration,
     pub self_registration: bool,
     /// Password of the `admin` user made on first start (else `STOWAGE_ADMIN_PASSWORD`, else a
-    /// generated one printed once). Not in the config file: set it in code or the environment.
+    /// generated one written once to a mode 0600 file in the data directory). Not in the config
+    /// file: set it in code or the environment. At least
+    /// [`crate::bootstrap::MIN_ADMIN_PASSWORD_CHARS`] characters.
     pub admin_password: Option<String>,
 }
 
@@ -173,6 +220,24 @@ impl Config {
         if self.auth.service.is_empty() || !self.auth.service.bytes().all(|b| b.is_ascii_graphic() && b != b'"') {
             anyhow::bail!("auth.service must be non-empty printable ASCII without quotes");
         }
+        if s.max_connections == 0 || s.max_connections_per_ip == 0 {
+            anyhow::bail!("server.max_connections and server.max_connections_per_ip must be at least 1");
+        }
+        let nonzero = |key: &str, v: &str| -> anyhow::Result<Duration> {
+            let d = parse_duration(key, v)?;
+            if d.is_zero() {
+                anyhow::bail!("{key} must be longer than 0s");
+            }
+            Ok(d)
+        };
+        let header_timeout = nonzero("server.header_timeout", &s.header_timeout)?;
+        let idle_timeout = nonzero("server.idle_timeout", &s.idle_timeout)?;
+        let ping = parse_duration("server.http2_keepalive_interval", &s.http2_keepalive_interval)?;
+        let http2_keepalive_timeout = nonzero("server.http2_keepalive_timeout", &s.http2_keepalive_timeout)?;
+        let small_body_timeout = nonzero("server.small_body_timeout", &s.small_body_timeout)?;
+        let body_idle_timeout = nonzero("server.body_idle_timeout", &s.body_idle_timeout)?;
+        let upload_min_rate = parse_size("server.upload_min_rate", &s.upload_min_rate)?;
+        let upload_min_rate_period = nonzero("server.upload_min_rate_period", &s.upload_min_rate_period)?;
         let st = &self.storage;
         let mut engine = stowage_engine::EngineConfig::new(&st.data_dir);
         engine.io = st.io;
@@ -185,8 +250,16 @@ impl Config {
             public_url: s.public_url.clone().map(|u| u.trim_end_matches('/').to_string()),
             max_manifest_bytes: usize::try_from(max_manifest_bytes)?,
             max_header_bytes: usize::try_from(max_header_bytes)?,
-            header_timeout: parse_duration("server.header_timeout", &s.header_timeout)?,
-            body_idle_timeout: parse_duration("server.body_idle_timeout", &s.body_idle_timeout)?,
+            header_timeout,
+            idle_timeout,
+            http2_keepalive_interval: (!ping.is_zero()).then_some(ping),
+            http2_keepalive_timeout,
+            max_connections: s.max_connections,
+            max_connections_per_ip: s.max_connections_per_ip,
+            small_body_timeout,
+            body_idle_timeout,
+            upload_min_rate,
+            upload_min_rate_period,
             shutdown_grace: parse_duration("server.shutdown_grace", &s.shutdown_grace)?,
             max_page_size: s.max_page_size,
             engine,
@@ -254,6 +327,27 @@ mod tests {
         assert_eq!(s.engine.max_blob_bytes, 100_000_000_000);
         assert_eq!(s.engine.upload_ttl, Duration::from_secs(86400));
         assert_eq!(s.max_header_bytes, d.max_header_bytes);
+        assert_eq!(s.header_timeout, Duration::from_secs(10));
+        assert_eq!((s.idle_timeout, d.idle_timeout), (Duration::from_secs(120), Duration::from_secs(120)));
+        assert_eq!(s.http2_keepalive_interval, Some(Duration::from_secs(30)));
+        assert_eq!(s.http2_keepalive_interval, d.http2_keepalive_interval);
+        assert_eq!(s.http2_keepalive_timeout, d.http2_keepalive_timeout);
+        assert_eq!((s.max_connections, s.max_connections_per_ip), (4096, 256));
+        assert_eq!((d.max_connections, d.max_connections_per_ip), (4096, 256));
+        assert_eq!(s.small_body_timeout, d.small_body_timeout);
+        assert_eq!((s.upload_min_rate, d.upload_min_rate), (16 << 10, 16 << 10));
+        assert_eq!(s.upload_min_rate_period, d.upload_min_rate_period);
+    }
+
+    #[test]
+    fn connection_limits_are_checked() {
+        assert!(Config::parse("[server]\nmax_connections = 0").unwrap().validate().is_err());
+        assert!(Config::parse("[server]\nheader_timeout = \"0s\"").unwrap().validate().is_err());
+        let s = Config::parse("[server]\nhttp2_keepalive_interval = \"0s\"\nupload_min_rate = \"0\"")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!((s.http2_keepalive_interval, s.upload_min_rate), (None, 0));
     }
 
     #[test]

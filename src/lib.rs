@@ -4,24 +4,29 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod handlers;
 pub mod oci;
+pub mod process;
 pub mod router;
 pub mod server;
 
 use std::future::Future;
 use std::sync::Arc;
 
-/// Opens the engine in `settings.engine.data_dir` and serves the registry on `listener` until
+/// Makes the data directory private (see [`bootstrap`]), opens the engine in it, creates the
+/// `admin` user on first start, and serves the registry on `listener` until
 /// `shutdown` resolves. Background upkeep (expiring idle uploads) runs while it serves.
 pub async fn run(
     settings: config::Settings,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    bootstrap::prepare_data_dir(&settings.engine.data_dir)?;
     let engine_cfg = settings.engine.clone();
     let engine = tokio::task::spawn_blocking(move || stowage_engine::Engine::open(engine_cfg)).await??;
     let local = listener.local_addr()?;
@@ -29,7 +34,7 @@ pub async fn run(
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
     let keys = auth::jwt::Keys::load_or_create(&settings.engine.data_dir)?;
     let store = access::store::Store::new(engine.clone());
-    bootstrap_admin(&store, settings.admin_password.clone()).await?;
+    bootstrap::bootstrap_admin(&store, &settings.engine.data_dir, settings.admin_password.clone()).await?;
     let mut auth = auth::Auth::new(keys, store, settings.service.clone(), format!("{public_url}/v2/token"));
     auth.token_ttl = settings.token_ttl;
     auth.refresh_ttl = settings.refresh_ttl;
@@ -49,28 +54,4 @@ pub async fn run(
     let res = server::serve(app, listener, shutdown).await;
     upkeep.abort();
     Ok(res?)
-}
-
-/// On first start (no users), creates `admin` with the given password, `STOWAGE_ADMIN_PASSWORD`,
-/// or a generated one printed once.
-async fn bootstrap_admin(store: &access::store::Store, password: Option<String>) -> anyhow::Result<()> {
-    if !store.users()?.is_empty() {
-        return Ok(());
-    }
-    let (password, generated) = match password.or_else(|| std::env::var("STOWAGE_ADMIN_PASSWORD").ok()) {
-        Some(p) => (p, false),
-        None => (auth::secrets::random_token::<18>(), true),
-    };
-    let pw = password.clone();
-    let hash =
-        tokio::task::spawn_blocking(move || auth::secrets::hash_password(&pw)).await?.map_err(anyhow::Error::msg)?;
-    if store.create_user("admin", hash, true)?.is_some() {
-        if generated {
-            // Printed once, on purpose: it is not stored anywhere in clear.
-            println!("stowage: created user admin with password {password} (shown once; change it or keep it safe)");
-        } else {
-            tracing::info!("created user admin with the configured password");
-        }
-    }
-    Ok(())
 }

@@ -51,31 +51,42 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 cfg.storage.data_dir = d;
             }
-            let settings = cfg.validate()?;
+            let mut settings = cfg.validate()?;
+            // Before anything creates a file or starts a thread: see `restrict_umask`.
+            stowage::process::restrict_umask();
+            settings.admin_password = stowage::bootstrap::admin_password_from_env()?;
+            match stowage::process::raise_fd_limit() {
+                Ok(n) if n < settings.max_connections as u64 + 256 => tracing::warn!(
+                    open_files = n,
+                    max_connections = settings.max_connections,
+                    "the open-file limit is below server.max_connections plus room for storage; \
+                     raise it (ulimit -n, LimitNOFILE=) or lower max_connections"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the open-file limit"),
+            }
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(settings.listen)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-                stowage::run(settings, listener, shutdown_signal()).await
+                stowage::run(settings, listener, shutdown_signal()?).await
             })
         }
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+/// SIGINT or SIGTERM. The handlers are installed here, before anything is served: a future that
+/// installed them when first polled would leave a window in which SIGTERM still kills the process
+/// outright (the accept loop need not poll it before answering the first request).
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| anyhow::anyhow!("cannot handle SIGINT: {e}"))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| anyhow::anyhow!("cannot handle SIGTERM: {e}"))?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {},
+            _ = int.recv() => {},
             _ = term.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    ctrl_c.await.unwrap_or(());
+    })
 }

@@ -1,7 +1,10 @@
 //! The accept loop: HTTP/1.1 and h2c on one listener (hyper-util's auto builder), bounded headers,
-//! a header-read timeout, and graceful shutdown that lets in-flight requests finish within the
-//! configured grace period. Everything else happens in [`crate::handlers`].
+//! the connection caps and per-connection watchdog of [`crate::conn`] (head timeout, idle
+//! timeout), HTTP/2 keep-alive pings, and graceful shutdown that lets in-flight requests finish
+//! within the configured grace period. Everything else happens in [`crate::handlers`]; this module
+//! never looks into a request.
 
+use crate::conn::{ConnWatch, CountedIo, Expiry, Tracked};
 use crate::handlers::App;
 use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
@@ -12,7 +15,9 @@ use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 /// The response body type of every handler.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -28,19 +33,30 @@ pub fn empty() -> Body {
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for open connections to
 /// finish their requests (at most `shutdown_grace`).
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let settings = &app.settings;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(app.settings.header_timeout)
-        .max_buf_size(app.settings.max_header_bytes.max(8192))
+        // The watchdog below enforces `header_timeout`, including during protocol detection and
+        // for HTTP/2, which hyper's own HTTP/1 timer cannot. Hyper's timer is off because it also
+        // runs while a keep-alive connection waits for its next request, which would make
+        // `header_timeout` the idle timeout of HTTP/1 connections.
+        .header_read_timeout(None)
+        .max_buf_size(settings.max_header_bytes.max(8192))
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(app.settings.max_header_bytes as u32)
-        .max_concurrent_streams(256);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        .max_header_list_size(settings.max_header_bytes as u32)
+        .max_concurrent_streams(256)
+        .keep_alive_interval(settings.http2_keepalive_interval)
+        .keep_alive_timeout(settings.http2_keepalive_timeout);
+    let timeouts = Timeouts { header: settings.header_timeout, idle: settings.idle_timeout };
+    // Tells connections to shut down gracefully.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Every connection task holds a sender; `recv` answers `None` once all have ended.
+    let (alive_tx, mut alive_rx) = tokio::sync::mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -49,31 +65,111 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
                 Err(e) => {
                     // Out of file descriptors and similar: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = &mut shutdown => break,
         };
+        // Over a cap the connection is accepted and closed at once rather than left in the
+        // backlog, where it would hold a place that well-behaved clients are queued for.
+        let slot = match app.conns.try_open(peer.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                app.conns.note_refusal(peer.ip(), why);
+                drop(stream);
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let svc = service_fn(move |req: http::Request<Incoming>| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
+        let watch = Arc::new(ConnWatch::new());
+        let svc = {
+            let (app, watch) = (app.clone(), watch.clone());
+            service_fn(move |req: http::Request<Incoming>| {
+                let in_flight = watch.request_started(req.version() == http::Version::HTTP_2);
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(app.handle(req, peer).await.map(|b| Tracked::new(b, in_flight))) }
+            })
+        };
+        let io = TokioIo::new(CountedIo::new(stream, watch.clone()));
+        let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
+        let (app, mut stop, alive) = (app.clone(), stop_rx.clone(), alive_tx.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            tokio::pin!(conn);
+            // Declared after `conn`, so dropped before it: the place under the caps is free by
+            // the time the peer sees the connection close.
+            let _held = (slot, alive);
+            // Set once a graceful shutdown has begun (server shutdown or idle connection).
+            let mut closing: Option<Instant> = None;
+            loop {
+                let deadline = match closing {
+                    // A graceful shutdown lets requests in flight finish. With none left, hyper
+                    // flushes the last response and closes; a peer that holds the connection
+                    // open (or does not read) gets `header_timeout` more, counted from the end
+                    // of the last response so its tail is never cut, then is dropped.
+                    Some(since) => {
+                        (watch.in_flight() == 0).then(|| Instant::from(watch.idle_since()).max(since) + timeouts.header)
+                    }
+                    None => watch.deadline(timeouts.header, timeouts.idle).map(|(d, _)| d.into()),
+                };
+                tokio::select! {
+                    res = conn.as_mut() => {
+                        if let Err(e) = res {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                        return;
+                    }
+                    _ = watch.changed.notified() => {}
+                    _ = stop.changed(), if closing.is_none() => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(Instant::now());
+                    }
+                    _ = sleep_until(deadline), if deadline.is_some() => {
+                        if closing.is_some() {
+                            tracing::debug!(%peer, "connection did not close after a graceful shutdown; dropping it");
+                            return;
+                        }
+                        // Recheck: a request may have started as the timer fired.
+                        match watch.deadline(timeouts.header, timeouts.idle) {
+                            Some((d, Expiry::NoHead)) if Instant::from(d) <= Instant::now() => {
+                                app.conns.note_expiry(Expiry::NoHead);
+                                tracing::debug!(%peer, "no complete request head in time; closing the connection");
+                                return;
+                            }
+                            Some((d, Expiry::Idle)) if Instant::from(d) <= Instant::now() => {
+                                app.conns.note_expiry(Expiry::Idle);
+                                tracing::debug!(%peer, "connection idle; shutting it down");
+                                conn.as_mut().graceful_shutdown();
+                                closing = Some(Instant::now());
+                            }
+                            _ => {}
+                        }
+                    }
+                }
             }
         });
     }
     drop(listener);
     tracing::info!("shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    drop(alive_tx);
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(app.settings.shutdown_grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+        _ = alive_rx.recv() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(settings.shutdown_grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
     }
     Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct Timeouts {
+    header: Duration,
+    idle: Duration,
+}
+
+/// Sleeps until `deadline`; the caller guards the `None` case.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }

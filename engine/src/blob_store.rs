@@ -48,7 +48,7 @@ impl BlobStore {
         }
         let dir = dest.parent().ok_or_else(|| Error::io(&dest, std::io::Error::other("blob path has no parent")))?;
         if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            crate::create_private_dir(dir).map_err(|e| Error::io(dir, e))?;
             // The new directory entry lives in the algorithm directory: make it durable too.
             if let Some(parent) = dir.parent() {
                 io.sync_dir(parent).map_err(|e| Error::io(parent, e))?;

@@ -30,6 +30,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use upload::{upload_path, Session};
 
+/// Mode of every directory the engine creates: other local users get no access to stored data.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file the engine creates (blobs are upload files linked into place, so they keep
+/// it).
+pub const FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` and any missing parents with [`DIR_MODE`]. Explicit rather than left to the
+/// umask, so the store stays private when the engine is embedded by a process that did not
+/// restrict its umask.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(DIR_MODE).create(dir)
+}
+
 /// Engine settings. The daemon fills these from its config file.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -156,6 +170,9 @@ impl Engine {
     /// each recorded upload is cut back to its recorded durable offset; files with no record
     /// (one-shot uploads interrupted by a crash) are removed.
     pub fn open(cfg: EngineConfig) -> Result<Engine> {
+        // sled would create these with the process's default mode: make them private first.
+        let index_dir = cfg.data_dir.join("index");
+        create_private_dir(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
         let index = index::sled_index::SledIndex::open(&cfg.data_dir.join("index"), cfg.index_cache_bytes)?;
         Engine::open_with(cfg, Arc::new(index), None)
     }
@@ -169,7 +186,7 @@ impl Engine {
         let blobs_dir = cfg.data_dir.join("blobs");
         let uploads_dir = cfg.data_dir.join("uploads");
         for d in [&cfg.data_dir, &blobs_dir, &uploads_dir] {
-            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+            create_private_dir(d).map_err(|e| Error::io(d, e))?;
         }
         let io = match io {
             Some(io) => io,

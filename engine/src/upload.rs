@@ -19,6 +19,7 @@ use crate::Inner;
 use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedMutexGuard};
@@ -76,6 +77,7 @@ impl UploadWriter {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(crate::FILE_MODE)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
         let offset = session.offset;

@@ -209,7 +209,7 @@ impl App {
             Err(routes::Refusal::Lacks(m)) => return Err(forbidden(m)),
         }
         let query = crate::handlers::form_pairs(req.uri().query().unwrap_or(""));
-        let body = read_json_body(req.into_body()).await?;
+        let body = read_json_body(req.into_body(), self.small_body_deadline(MAX_JSON_BYTES)).await?;
         let call = Call { method, segs, query, caller: who.caller, kind: who.kind, peer, body };
         self.dispatch(route.op, &call, &params).await
     }
@@ -289,9 +289,20 @@ pub fn openapi_document() -> &'static Value {
     })
 }
 
-async fn read_json_body(body: Incoming) -> Result<Bytes, ApiErr> {
+/// Reads a JSON request body of at most [`MAX_JSON_BYTES`], which must arrive whole within
+/// `deadline` (the body is read before the caller's rights are known, so a trickling client must
+/// not hold the request open); past it the answer is 408 and hyper closes the connection, since
+/// the rest of the body was never read.
+async fn read_json_body(body: Incoming, deadline: std::time::Duration) -> Result<Bytes, ApiErr> {
     let limited = http_body_util::Limited::new(body, MAX_JSON_BYTES);
-    match limited.collect().await {
+    let Ok(collected) = tokio::time::timeout(deadline, limited.collect()).await else {
+        return Err(err(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request body did not arrive within {} s", deadline.as_secs_f64()),
+        ));
+    };
+    match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             Err(err(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("request body is over {MAX_JSON_BYTES} bytes")))

@@ -3,6 +3,7 @@
 //! headers every `/v2/` response carries. Handlers speak HTTP; the engine below them does not.
 
 mod blobs;
+mod body;
 pub mod cache;
 mod listing;
 mod manifests;
@@ -17,20 +18,21 @@ use crate::config::Settings;
 use crate::error::{ApiError, Code};
 use crate::router::{Action, Endpoint};
 use crate::server::{empty, full, Body};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use stowage_engine::{Digest, Engine, RepoRecord, UploadWriter};
+use stowage_engine::{Digest, Engine, RepoRecord};
 
 /// Shared state of the running registry.
 pub struct App {
     pub settings: Settings,
     pub engine: Engine,
     pub auth: Auth,
+    /// Open connections and the caps on them (see [`crate::conn`]).
+    pub conns: std::sync::Arc<crate::conn::ConnLimits>,
     manifest_cache: ManifestCache,
     /// Responses sent, by status class (index 1 = 1xx ... 5 = 5xx).
     responses: [std::sync::atomic::AtomicU64; 6],
@@ -77,10 +79,12 @@ const MANIFEST_CACHE_BYTES: usize = 64 << 20;
 
 impl App {
     pub fn new(settings: Settings, engine: Engine, auth: Auth) -> App {
+        let conns = crate::conn::ConnLimits::new(settings.max_connections, settings.max_connections_per_ip);
         App {
             settings,
             engine,
             auth,
+            conns: std::sync::Arc::new(conns),
             manifest_cache: ManifestCache { map: Mutex::new((HashMap::new(), 0)), budget_bytes: MANIFEST_CACHE_BYTES },
             responses: Default::default(),
             decisions: cache::GenCache::new(HOT_CACHE_ENTRIES, DECISION_MAX_AGE),
@@ -255,6 +259,17 @@ impl App {
             let n = n.load(std::sync::atomic::Ordering::Relaxed);
             let _ = writeln!(out, "stowage_http_responses_total{{class=\"{class}xx\"}} {n}");
         }
+        out.push_str("# HELP stowage_connections_open Client connections open now.\n");
+        out.push_str("# TYPE stowage_connections_open gauge\n");
+        let _ = writeln!(out, "stowage_connections_open {}", self.conns.open());
+        out.push_str("# HELP stowage_connections_refused_total Connections closed at once for being over a cap.\n");
+        out.push_str("# TYPE stowage_connections_refused_total counter\n");
+        let _ = writeln!(out, "stowage_connections_refused_total {}", self.conns.refused());
+        out.push_str("# HELP stowage_connections_expired_total Connections ended by the watchdog, by reason.\n");
+        out.push_str("# TYPE stowage_connections_expired_total counter\n");
+        let _ =
+            writeln!(out, "stowage_connections_expired_total{{reason=\"no_head\"}} {}", self.conns.closed_no_head());
+        let _ = writeln!(out, "stowage_connections_expired_total{{reason=\"idle\"}} {}", self.conns.closed_idle());
         out.push_str("# HELP stowage_stored_bytes Unique blob bytes stored over all repositories.\n");
         out.push_str("# TYPE stowage_stored_bytes gauge\n");
         let _ = writeln!(out, "stowage_stored_bytes {}", self.engine.physical_bytes()?);
@@ -281,86 +296,6 @@ impl App {
             )
         })
     }
-
-    /// Streams a request body into an upload writer. Small pieces are gathered into larger
-    /// buffers so the writer thread and the disk see few, large writes; large pieces pass as they
-    /// are. A pause longer than `body_idle_timeout` ends the request.
-    async fn stream_body(&self, body: Incoming, w: &mut UploadWriter) -> Result<u64, ApiError> {
-        let idle = self.settings.body_idle_timeout;
-        let mut body = body;
-        let mut acc = BytesMut::new();
-        let mut received = 0u64;
-        loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Err(_) => {
-                    return Err(ApiError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        Code::BlobUploadInvalid,
-                        format!(
-                            "no request body data for {} s; resume the upload from its reported offset",
-                            idle.as_secs()
-                        ),
-                    ))
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(ApiError::bad_request(
-                        Code::BlobUploadInvalid,
-                        format!("request body broke off ({e}); resume the upload from its reported offset"),
-                    ))
-                }
-                Ok(Some(Ok(f))) => f,
-            };
-            let Ok(data) = frame.into_data() else { continue };
-            received += data.len() as u64;
-            if acc.is_empty() && data.len() >= GATHER_BYTES {
-                w.write(data).await?;
-                continue;
-            }
-            acc.extend_from_slice(&data);
-            if acc.len() >= GATHER_BYTES {
-                w.write(acc.split().freeze()).await?;
-            }
-        }
-        if !acc.is_empty() {
-            w.write(acc.freeze()).await?;
-        }
-        Ok(received)
-    }
-
-    /// Reads a whole small body (manifests), refusing more than `limit` bytes.
-    async fn read_small_body(&self, body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
-        let idle = self.settings.body_idle_timeout;
-        let mut body = body;
-        let mut buf = BytesMut::new();
-        loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Err(_) => {
-                    return Err(ApiError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        Code::ManifestInvalid,
-                        "request body stalled",
-                    ))
-                }
-                Ok(None) => break,
-                Ok(Some(Err(e))) => {
-                    return Err(ApiError::bad_request(Code::ManifestInvalid, format!("request body broke off: {e}")))
-                }
-                Ok(Some(Ok(f))) => f,
-            };
-            if let Ok(d) = frame.into_data() {
-                if buf.len() + d.len() > limit {
-                    return Err(ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        Code::SizeInvalid,
-                        format!("manifest is larger than the limit of {limit} bytes"),
-                    ));
-                }
-                buf.extend_from_slice(&d);
-            }
-        }
-        Ok(buf.freeze())
-    }
 }
 
 fn registry_action(a: Action) -> Option<RegistryAction> {
@@ -371,9 +306,6 @@ fn registry_action(a: Action) -> Option<RegistryAction> {
         Action::None | Action::Catalog => None,
     }
 }
-
-/// Body pieces smaller than this are gathered before they go to the writer.
-const GATHER_BYTES: usize = 256 * 1024;
 
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Resp {
     let len = body.len();

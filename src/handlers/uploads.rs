@@ -132,8 +132,8 @@ impl App {
         req: Request<Incoming>,
         who: &Authenticated,
     ) -> Result<Resp, ApiError> {
-        let mut w = self.open_upload(name, id, &req, who).await?;
-        self.stream_body(req.into_body(), &mut w).await?;
+        let w = self.open_upload(name, id, &req, who).await?;
+        let w = self.stream_resumable(name, req.into_body(), w).await?;
         let offset = w.end_chunk().await?;
         Ok(Self::upload_accepted(name, id, offset))
     }
@@ -147,8 +147,8 @@ impl App {
         req: Request<Incoming>,
         who: &Authenticated,
     ) -> Result<Resp, ApiError> {
-        let mut w = self.open_upload(name, id, &req, who).await?;
-        self.stream_body(req.into_body(), &mut w).await?;
+        let w = self.open_upload(name, id, &req, who).await?;
+        let w = self.stream_resumable(name, req.into_body(), w).await?;
         w.finish(digest).await?;
         Ok(Self::blob_created(name, digest))
     }

@@ -34,6 +34,10 @@ impl TestServer {
         settings.admin_password = Some(ADMIN_PASSWORD.to_string());
         tweak(&mut settings);
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        // std listens with a backlog of 128; the daemon (tokio's bind) with 1024. Match the daemon,
+        // so tests that open hundreds of connections at once do not overflow the accept queue.
+        // SAFETY: listen(2) on a socket we own; calling it again only changes the backlog.
+        let _ = unsafe { libc::listen(std::os::unix::io::AsRawFd::as_raw_fd(&std_listener), 1024) };
         std_listener.set_nonblocking(true).expect("nonblocking");
         let addr = std_listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -10,6 +10,8 @@ mod blobs;
 mod cli;
 mod clients;
 mod common;
+mod first_start;
+mod limits;
 mod listing;
 mod manifests;
 mod real_access;

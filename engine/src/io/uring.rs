@@ -34,7 +34,8 @@ impl Uring {
 
 fn tempfile_in_tmp() -> io::Result<File> {
     let path = std::env::temp_dir().join(format!("stowage-uring-probe-{}", uuid::Uuid::new_v4()));
-    let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(crate::FILE_MODE).open(&path)?;
     let _ = std::fs::remove_file(&path);
     Ok(f)
 }
