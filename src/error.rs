@@ -102,7 +102,7 @@ impl ApiError {
         )
     }
 
-    pub fn into_response(self) -> Response<crate::server::Body> {
+    pub fn into_response(self) -> Response<crate::body::Body> {
         if self.status.is_server_error() {
             tracing::error!(status = self.status.as_u16(), code = self.code.as_str(), message = %self.message, "request failed");
         } else {
@@ -113,7 +113,7 @@ impl ApiError {
             err["detail"] = d;
         }
         let body = serde_json::to_vec(&serde_json::json!({ "errors": [err] })).unwrap_or_default();
-        let mut resp = Response::new(crate::server::full(Bytes::from(body)));
+        let mut resp = Response::new(crate::body::full(Bytes::from(body)));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
         h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

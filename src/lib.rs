@@ -3,7 +3,9 @@
 
 pub mod access;
 pub mod api;
+pub mod app;
 pub mod auth;
+pub mod body;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
@@ -16,7 +18,6 @@ pub mod router;
 pub mod server;
 
 use std::future::Future;
-use std::sync::Arc;
 
 /// Makes the data directory private (see [`bootstrap`]), opens the engine in it, creates the
 /// `admin` user on first start, and serves the registry on `listener` until
@@ -38,7 +39,7 @@ pub async fn run(
     let mut auth = auth::Auth::new(keys, store, settings.service.clone(), format!("{public_url}/v2/token"));
     auth.token_ttl = settings.token_ttl;
     auth.refresh_ttl = settings.refresh_ttl;
-    let app = Arc::new(handlers::App::new(settings, engine.clone(), auth));
+    let app = app::App::new(settings, engine.clone(), auth);
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {

@@ -4,10 +4,8 @@
 //! within the configured grace period. Everything else happens in [`crate::handlers`]; this module
 //! never looks into a request.
 
+use crate::app::App;
 use crate::conn::{ConnWatch, CountedIo, Expiry, Tracked};
-use crate::handlers::App;
-use bytes::Bytes;
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -18,17 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
-
-/// The response body type of every handler.
-pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
-
-pub fn full(b: impl Into<Bytes>) -> Body {
-    Full::new(b.into()).map_err(|never: Infallible| match never {}).boxed_unsync()
-}
-
-pub fn empty() -> Body {
-    Empty::new().map_err(|never: Infallible| match never {}).boxed_unsync()
-}
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for open connections to
 /// finish their requests (at most `shutdown_grace`).

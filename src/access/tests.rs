@@ -544,6 +544,19 @@ fn only_a_login_request_wants_a_challenge() {
 }
 
 #[test]
+fn names_of_scopes_and_actions_are_the_wire_names() {
+    // The token spec's action names, and the scope names of access tokens and the REST API.
+    assert_eq!([Pull.as_str(), Push.as_str(), Delete.as_str()], ["pull", "push", "delete"]);
+    assert_eq!(
+        [Scope::View.as_str(), Scope::Download.as_str(), Scope::Modify.as_str()],
+        ["view", "download", "modify"]
+    );
+    for s in [Scope::View, Scope::Download, Scope::Modify] {
+        assert_eq!(serde_json::to_value(s).unwrap(), s.as_str(), "serde and as_str agree");
+    }
+}
+
+#[test]
 fn named_levels() {
     use AccessType::*;
     let set = |v: &[AccessType]| v.iter().copied().collect::<BTreeSet<_>>();

@@ -3,7 +3,7 @@
 //! events are appended where they happen.
 
 use super::{bad_request, ApiResult, Call};
-use crate::handlers::App;
+use crate::app::App;
 use http::StatusCode;
 use serde_json::json;
 

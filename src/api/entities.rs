@@ -4,7 +4,7 @@
 use super::{bad_request, err, forbidden, not_found, ApiErr, ApiResult, Call};
 use crate::access::rules::{can, effective, level, AccessType, Acl, AclEntry, Principal};
 use crate::access::store::{parse_entity_id, syn, EntityKind, EntityRecord, TrashRecord};
-use crate::handlers::App;
+use crate::app::App;
 use crate::oci::{Digest, Tag};
 use http::StatusCode;
 use serde::Deserialize;

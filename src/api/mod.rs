@@ -11,9 +11,9 @@ pub mod routes;
 mod users;
 
 use crate::access::rules::Caller;
+use crate::app::App;
 use crate::auth::{AuthError, CredentialKind};
-use crate::handlers::App;
-use crate::server::{full, Body};
+use crate::body::{full, Body};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;

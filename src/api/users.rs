@@ -5,8 +5,8 @@
 use super::{bad_request, err, forbidden, not_found, ApiResult, Call};
 use crate::access::rules::Scope;
 use crate::access::store::{TeamRecord, TokenRecord, UserRecord};
+use crate::app::App;
 use crate::auth::{secrets, CredentialKind};
-use crate::handlers::App;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};

@@ -2,9 +2,9 @@
 //! knowing a digest grants nothing (DESIGN.md section 4).
 
 use super::{bare, header_str, App, Resp};
+use crate::body::full;
 use crate::error::{ApiError, Code};
 use crate::oci::{ByteRange, Digest, RepositoryName};
-use crate::server::full;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -54,7 +54,7 @@ impl App {
             None => (StatusCode::OK, len),
         };
         let body = if head || body_len == 0 {
-            crate::server::empty()
+            crate::body::empty()
         } else {
             let engine = self.engine.clone();
             let d = digest.clone();

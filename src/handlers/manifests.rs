@@ -3,9 +3,9 @@
 //! registry needs to answer without re-parsing (media type, size, references, subject).
 
 use super::{bare, header_str, App, Resp};
+use crate::body::{empty, full};
 use crate::error::{ApiError, Code};
 use crate::oci::{manifest, Algorithm, Digest, Reference, RepositoryName};
-use crate::server::{empty, full};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;

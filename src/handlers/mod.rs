@@ -3,96 +3,27 @@
 //! headers every `/v2/` response carries. Handlers speak HTTP; the engine below them does not.
 
 mod blobs;
-mod body;
 pub mod cache;
 mod listing;
 mod manifests;
+mod request_body;
 mod token;
 mod uploads;
 
 pub use token::form_pairs;
 
 use crate::access::rules::{decide, RegistryAction};
-use crate::auth::{Auth, AuthError, Authenticated};
-use crate::config::Settings;
+pub use crate::app::App;
+use crate::auth::{AuthError, Authenticated};
+pub use crate::body::{bare, json_response, text_response, Resp};
 use crate::error::{ApiError, Code};
 use crate::router::{Action, Endpoint};
-use crate::server::{empty, full, Body};
-use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, StatusCode};
 use hyper::body::Incoming;
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use stowage_engine::{Digest, Engine, RepoRecord};
-
-/// Shared state of the running registry.
-pub struct App {
-    pub settings: Settings,
-    pub engine: Engine,
-    pub auth: Auth,
-    /// Open connections and the caps on them (see [`crate::conn`]).
-    pub conns: std::sync::Arc<crate::conn::ConnLimits>,
-    manifest_cache: ManifestCache,
-    /// Responses sent, by status class (index 1 = 1xx ... 5 = 5xx).
-    responses: [std::sync::atomic::AtomicU64; 6],
-    /// (Authorization header, repository, action) -> the authorized caller.
-    decisions: cache::GenCache<([u8; 32], String, u8), Authenticated>,
-    /// (repository, reference) -> (manifest digest, record).
-    resolved: cache::GenCache<(String, String), (Digest, stowage_engine::ManifestRecord)>,
-    /// (repository, blob) -> blob size, for blobs the repository references.
-    blob_sizes: cache::GenCache<(String, Digest), u64>,
-}
-
-/// Entries of each hot-path cache.
-const HOT_CACHE_ENTRIES: usize = 16_384;
-/// Oldest a cached authorization may be: bounds how late a token's expiry is noticed.
-const DECISION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
-
-pub type Resp = Response<Body>;
-
-/// Content-addressed cache of manifest bytes: a digest's bytes never change, so entries are never
-/// stale; the cache is dropped whole when it passes its byte budget.
-struct ManifestCache {
-    map: Mutex<(HashMap<Digest, Bytes>, usize)>,
-    budget_bytes: usize,
-}
-
-impl ManifestCache {
-    fn get(&self, d: &Digest) -> Option<Bytes> {
-        self.map.lock().0.get(d).cloned()
-    }
-
-    fn put(&self, d: &Digest, b: Bytes) {
-        let mut g = self.map.lock();
-        if g.1 + b.len() > self.budget_bytes {
-            g.0.clear();
-            g.1 = 0;
-        }
-        g.1 += b.len();
-        g.0.insert(d.clone(), b);
-    }
-}
-
-/// Manifest bytes kept in memory.
-const MANIFEST_CACHE_BYTES: usize = 64 << 20;
+use stowage_engine::RepoRecord;
 
 impl App {
-    pub fn new(settings: Settings, engine: Engine, auth: Auth) -> App {
-        let conns = crate::conn::ConnLimits::new(settings.max_connections, settings.max_connections_per_ip);
-        App {
-            settings,
-            engine,
-            auth,
-            conns: std::sync::Arc::new(conns),
-            manifest_cache: ManifestCache { map: Mutex::new((HashMap::new(), 0)), budget_bytes: MANIFEST_CACHE_BYTES },
-            responses: Default::default(),
-            decisions: cache::GenCache::new(HOT_CACHE_ENTRIES, DECISION_MAX_AGE),
-            resolved: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
-            blob_sizes: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
-        }
-    }
-
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Resp {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -305,37 +236,6 @@ fn registry_action(a: Action) -> Option<RegistryAction> {
         Action::Delete => Some(RegistryAction::Delete),
         Action::None | Action::Catalog => None,
     }
-}
-
-pub fn json_response(status: StatusCode, body: Vec<u8>) -> Resp {
-    let len = body.len();
-    let mut r = Response::new(full(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    r
-}
-
-fn text_response(status: StatusCode, text: &str) -> Resp {
-    let mut r = Response::new(full(Bytes::copy_from_slice(text.as_bytes())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    r
-}
-
-/// A response with no body and the given headers.
-pub fn bare(status: StatusCode, headers: &[(&'static str, String)]) -> Resp {
-    let mut r = Response::new(empty());
-    *r.status_mut() = status;
-    for (k, v) in headers {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            r.headers_mut().insert(*k, v);
-        }
-    }
-    if !r.headers().contains_key(header::CONTENT_LENGTH) {
-        r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    }
-    r
 }
 
 /// The value of a header as text, if present and visible ASCII.

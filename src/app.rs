@@ -1,0 +1,96 @@
+//! The shared state of the running registry: settings, the engine, authentication, connection
+//! caps and the hot-path caches. Handlers (`handlers`, `api`) add their methods to [`App`] in
+//! their own modules; this module only holds and builds the state. It never answers a request.
+
+use crate::auth::{Auth, Authenticated};
+use crate::config::Settings;
+use crate::error::{ApiError, Code};
+use crate::handlers::cache;
+use bytes::Bytes;
+use http::StatusCode;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use stowage_engine::{Digest, Engine};
+
+/// Shared state of the running registry.
+pub struct App {
+    pub settings: Settings,
+    pub engine: Engine,
+    pub auth: Auth,
+    /// Open connections and the caps on them (see [`crate::conn`]).
+    pub conns: std::sync::Arc<crate::conn::ConnLimits>,
+    pub(crate) manifest_cache: ManifestCache,
+    /// Responses sent, by status class (index 1 = 1xx ... 5 = 5xx).
+    pub(crate) responses: [std::sync::atomic::AtomicU64; 6],
+    /// (Authorization header, repository, action) -> the authorized caller.
+    pub(crate) decisions: cache::GenCache<([u8; 32], String, u8), Authenticated>,
+    /// (repository, reference) -> (manifest digest, record).
+    pub(crate) resolved: cache::GenCache<(String, String), (Digest, stowage_engine::ManifestRecord)>,
+    /// (repository, blob) -> blob size, for blobs the repository references.
+    pub(crate) blob_sizes: cache::GenCache<(String, Digest), u64>,
+    /// This App itself, for work handed to blocking threads (see [`App::blocking`]).
+    me: Weak<App>,
+}
+
+/// Entries of each hot-path cache.
+const HOT_CACHE_ENTRIES: usize = 16_384;
+/// Oldest a cached authorization may be: bounds how late a token's expiry is noticed.
+const DECISION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Content-addressed cache of manifest bytes: a digest's bytes never change, so entries are never
+/// stale; the cache is dropped whole when it passes its byte budget.
+pub(crate) struct ManifestCache {
+    map: Mutex<(HashMap<Digest, Bytes>, usize)>,
+    budget_bytes: usize,
+}
+
+impl ManifestCache {
+    pub(crate) fn get(&self, d: &Digest) -> Option<Bytes> {
+        self.map.lock().0.get(d).cloned()
+    }
+
+    pub(crate) fn put(&self, d: &Digest, b: Bytes) {
+        let mut g = self.map.lock();
+        if g.1 + b.len() > self.budget_bytes {
+            g.0.clear();
+            g.1 = 0;
+        }
+        g.1 += b.len();
+        g.0.insert(d.clone(), b);
+    }
+}
+
+/// Manifest bytes kept in memory.
+const MANIFEST_CACHE_BYTES: usize = 64 << 20;
+
+impl App {
+    pub fn new(settings: Settings, engine: Engine, auth: Auth) -> Arc<App> {
+        let conns = crate::conn::ConnLimits::new(settings.max_connections, settings.max_connections_per_ip);
+        Arc::new_cyclic(|me| App {
+            me: me.clone(),
+            settings,
+            engine,
+            auth,
+            conns: std::sync::Arc::new(conns),
+            manifest_cache: ManifestCache { map: Mutex::new((HashMap::new(), 0)), budget_bytes: MANIFEST_CACHE_BYTES },
+            responses: Default::default(),
+            decisions: cache::GenCache::new(HOT_CACHE_ENTRIES, DECISION_MAX_AGE),
+            resolved: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
+            blob_sizes: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
+        })
+    }
+
+    /// Runs `f` on a blocking thread: index writes wait there for their group flush, so no
+    /// reactor thread ever waits on a disk. The answer is 503 if the runtime is shutting down.
+    pub async fn blocking<T: Send + 'static>(&self, f: impl FnOnce(&App) -> T + Send + 'static) -> Result<T, ApiError> {
+        let Some(app) = self.me.upgrade() else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Code::Unavailable,
+                "the registry is shutting down",
+            ));
+        };
+        tokio::task::spawn_blocking(move || f(&app)).await.map_err(|e| ApiError::internal("a blocking task failed", &e))
+    }
+}
