@@ -85,7 +85,7 @@ impl App {
     /// trash or never existed, so ids cannot be probed.
     fn hidden(call: &Call, what: &str) -> ApiErr {
         if call.caller.user.is_none() {
-            return err(StatusCode::UNAUTHORIZED, "unauthorized", format!("log in to see {what}"));
+            return err(StatusCode::UNAUTHORIZED, format!("log in to see {what}"));
         }
         not_found(format!("{what} does not exist or you may not see it"))
     }

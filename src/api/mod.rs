@@ -31,39 +31,28 @@ const MAX_JSON_BYTES: usize = 64 * 1024;
 /// Deepest JSON nesting accepted.
 const MAX_JSON_DEPTH: usize = 16;
 
-/// A REST error: status, a stable code, and a message saying what to do.
-#[derive(Debug)]
-pub struct ApiErr {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-    /// For 405: the methods the path has.
-    pub allow: Option<String>,
-}
+/// A REST error is the daemon's one error type: [`crate::error`] maps and renders it (the REST
+/// body names the status: `not_found`, `forbidden`, ...), so storage errors get the same 503/507
+/// here as on the registry, and every error is logged once.
+pub type ApiErr = crate::error::ApiError;
 
 pub type ApiResult = Result<(StatusCode, Value), ApiErr>;
 
-pub fn err(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiErr {
-    ApiErr { status, code, message: message.into(), allow: None }
+/// A REST error with this status and a message saying what to do.
+pub fn err(status: StatusCode, message: impl Into<String>) -> ApiErr {
+    crate::error::ApiError::new(status, crate::error::Code::for_status(status), message)
 }
 
 pub fn bad_request(m: impl Into<String>) -> ApiErr {
-    err(StatusCode::BAD_REQUEST, "bad_request", m)
+    err(StatusCode::BAD_REQUEST, m)
 }
 
 pub fn not_found(m: impl Into<String>) -> ApiErr {
-    err(StatusCode::NOT_FOUND, "not_found", m)
+    err(StatusCode::NOT_FOUND, m)
 }
 
 pub fn forbidden(m: impl Into<String>) -> ApiErr {
-    err(StatusCode::FORBIDDEN, "forbidden", m)
-}
-
-impl From<stowage_engine::Error> for ApiErr {
-    fn from(e: stowage_engine::Error) -> ApiErr {
-        tracing::error!(error = %e, "storage error in REST API");
-        err(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the registry log has the details")
-    }
+    err(StatusCode::FORBIDDEN, m)
 }
 
 /// The request as handlers see it.
@@ -108,9 +97,11 @@ impl Call {
 
     /// The caller's user name, or 401.
     pub fn user(&self) -> Result<&str, ApiErr> {
-        self.caller.user.as_ref().map(|u| u.name.as_str()).ok_or_else(|| {
-            err(StatusCode::UNAUTHORIZED, "unauthorized", "log in: use Basic credentials or an access token")
-        })
+        self.caller
+            .user
+            .as_ref()
+            .map(|u| u.name.as_str())
+            .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "log in: use Basic credentials or an access token"))
     }
 
     /// Appends an audit event by the caller.
@@ -133,28 +124,7 @@ impl App {
     pub async fn api(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
         match self.api_inner(req, peer).await {
             Ok((status, v)) => respond(status, &v),
-            Err(e) => {
-                if e.status.is_server_error() {
-                    tracing::error!(status = e.status.as_u16(), message = %e.message, "REST request failed");
-                } else {
-                    tracing::info!(status = e.status.as_u16(), message = %e.message, "REST request refused");
-                }
-                let mut r =
-                    respond(e.status, &serde_json::json!({ "error": { "code": e.code, "message": e.message } }));
-                if e.status == StatusCode::UNAUTHORIZED {
-                    r.headers_mut()
-                        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"stowage\""));
-                }
-                if let Some(allow) = e.allow {
-                    if let Ok(v) = HeaderValue::from_str(&allow) {
-                        r.headers_mut().insert(header::ALLOW, v);
-                    }
-                }
-                if e.status == StatusCode::TOO_MANY_REQUESTS {
-                    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-                }
-                r
-            }
+            Err(e) => e.into_rest_response(),
         }
     }
 
@@ -171,13 +141,11 @@ impl App {
             routes::Match::Found(r, p) => (r, p),
             routes::Match::WrongMethod(allowed) => {
                 let allow = allowed.join(", ");
-                let mut e = err(
+                return Err(err(
                     StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
                     format!("{method} is not allowed on {path}; use {allow}"),
-                );
-                e.allow = Some(allow);
-                return Err(e);
+                )
+                .with_header(header::ALLOW, &allow));
             }
             routes::Match::NotFound => {
                 return Err(not_found(format!("{method} {path} is not an API route; see /api/v1/openapi.json")))
@@ -189,20 +157,17 @@ impl App {
         let who = match self.auth.authenticate(req.headers(), peer).await {
             Ok(a) => a,
             Err(AuthError::Store(e)) => return Err(e.into()),
-            Err(e @ AuthError::Busy) => {
-                return Err(err(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string()))
-            }
-            Err(e) => return Err(err(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string())),
+            Err(e @ AuthError::Busy) => return Err(err(StatusCode::TOO_MANY_REQUESTS, e.to_string())),
+            Err(e) => return Err(err(StatusCode::UNAUTHORIZED, e.to_string())),
         };
         if who.kind == CredentialKind::RegistryToken {
-            return Err(err(StatusCode::UNAUTHORIZED, "unauthorized", AuthError::RegistryTokenElsewhere.to_string()));
+            return Err(err(StatusCode::UNAUTHORIZED, AuthError::RegistryTokenElsewhere.to_string()));
         }
         match routes::check(route, who.kind, &who.caller.scopes, who.caller.is_admin()) {
             Ok(()) => {}
             Err(routes::Refusal::LoginRequired) => {
                 return Err(err(
                     StatusCode::UNAUTHORIZED,
-                    "unauthorized",
                     "log in: use Basic credentials (a password, or an access token) or Bearer <access token>",
                 ))
             }
@@ -298,14 +263,13 @@ async fn read_json_body(body: Incoming, deadline: std::time::Duration) -> Result
     let Ok(collected) = tokio::time::timeout(deadline, limited.collect()).await else {
         return Err(err(
             StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
             format!("the request body did not arrive within {} s", deadline.as_secs_f64()),
         ));
     };
     match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(err(StatusCode::PAYLOAD_TOO_LARGE, "too_large", format!("request body is over {MAX_JSON_BYTES} bytes")))
+            Err(err(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is over {MAX_JSON_BYTES} bytes")))
         }
         Err(e) => Err(bad_request(format!("request body broke off: {e}"))),
     }

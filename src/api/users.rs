@@ -79,12 +79,12 @@ impl App {
             .auth
             .hash(move || secrets::hash_password(&pw))
             .await
-            .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string()))?
+            .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?
             .map_err(|e| bad_request(format!("cannot hash password: {e}")))?;
         let store = &self.auth.store;
         let mut rec = store
             .create_user(&b.username, hash, b.admin)?
-            .ok_or_else(|| err(StatusCode::CONFLICT, "conflict", format!("user {} already exists", b.username)))?;
+            .ok_or_else(|| err(StatusCode::CONFLICT, format!("user {} already exists", b.username)))?;
         if b.certified && !rec.certified {
             rec.certified = true;
             store.put_user(&rec)?;
@@ -156,7 +156,7 @@ impl App {
                 .auth
                 .hash(move || secrets::verify_password(&current, &phc))
                 .await
-                .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string()))?;
+                .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?;
             if !ok {
                 self.auth.record(&me, call.peer, "user.password", name, false, Some("wrong current password"));
                 return Err(forbidden("current_password is not right"));
@@ -167,7 +167,7 @@ impl App {
             .auth
             .hash(move || secrets::hash_password(&pw))
             .await
-            .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string()))?
+            .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?
             .map_err(|e| bad_request(format!("cannot hash password: {e}")))?;
         // Read again: the check above took time, and another change may have landed.
         let mut u = self.user_record(name)?;

@@ -59,7 +59,14 @@ impl App {
             Endpoint::Metrics => self.metrics(),
             Endpoint::Readyz => match self.engine.check_writable() {
                 Ok(()) => Ok(text_response(StatusCode::OK, "ready\n")),
-                Err(e) => Ok(text_response(StatusCode::SERVICE_UNAVAILABLE, &format!("not ready: {e}\n"))),
+                // The reason (it may name files) goes to the log; anyone may ask /readyz.
+                Err(e) => {
+                    tracing::warn!(error = %e, "readiness check: storage refuses writes");
+                    Ok(text_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not ready: storage refuses writes; see the registry log\n",
+                    ))
+                }
             },
             Endpoint::Catalog(page) => self.catalog(page, &who).await,
             Endpoint::BlobGet { name, digest, head } => self.blob_get(&name, &digest, head, req).await,

@@ -10,6 +10,7 @@ mod blobs;
 mod cli;
 mod clients;
 mod common;
+mod errors;
 mod first_start;
 mod limits;
 mod listing;
