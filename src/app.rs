@@ -93,4 +93,13 @@ impl App {
         };
         tokio::task::spawn_blocking(move || f(&app)).await.map_err(|e| ApiError::internal("a blocking task failed", &e))
     }
+
+    /// Runs engine work that may write the index (and so wait for its group flush) on a
+    /// blocking thread; its error goes through the one mapping.
+    pub async fn index<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> stowage_engine::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        Ok(self.blocking(move |app| f(&app.engine)).await??)
+    }
 }

@@ -176,20 +176,34 @@ impl App {
         let query = crate::handlers::form_pairs(req.uri().query().unwrap_or(""));
         let body = read_json_body(req.into_body(), self.small_body_deadline(MAX_JSON_BYTES)).await?;
         let call = Call { method, segs, query, caller: who.caller, kind: who.kind, peer, body };
-        self.dispatch(route.op, &call, &params).await
+        self.dispatch(route.op, call, params).await
+    }
+
+    /// Runs an operation. The few that wait for a password hash or the garbage collector are
+    /// async and hand their index work to blocking threads themselves; every other handler reads
+    /// and writes the index directly, so it runs whole on a blocking thread, where its writes may
+    /// wait for their group flush without holding up the reactor.
+    async fn dispatch(&self, op: Op, call: Call, params: Vec<String>) -> ApiResult {
+        match op {
+            Op::GetOpenApi => Ok((StatusCode::OK, openapi_document().clone())),
+            Op::CreateUser => self.create_user(&call).await,
+            Op::SetPassword => self.set_password(&call, params.first().map(String::as_str).unwrap_or("")).await,
+            Op::CollectGarbage => self.gc(&call).await,
+            _ => self.blocking(move |app| app.dispatch_blocking(op, &call, &params)).await?,
+        }
     }
 
     /// One arm per operation of the route table.
-    async fn dispatch(&self, op: Op, call: &Call, params: &[String]) -> ApiResult {
+    fn dispatch_blocking(&self, op: Op, call: &Call, params: &[String]) -> ApiResult {
         let p = |i: usize| params.get(i).map(String::as_str).unwrap_or("");
         match op {
-            Op::GetOpenApi => Ok((StatusCode::OK, openapi_document().clone())),
-            Op::CreateUser => self.create_user(call).await,
+            Op::GetOpenApi | Op::CreateUser | Op::SetPassword | Op::CollectGarbage => {
+                Err(crate::error::ApiError::internal("REST dispatch", &format!("{op:?} is async")))
+            }
             Op::ListUsers => self.list_users(call),
             Op::GetUser => self.get_user(call, p(0)),
             Op::DeleteUser => self.delete_user(call, p(0)),
             Op::CertifyUser => self.certify(call, p(0)),
-            Op::SetPassword => self.set_password(call, p(0)).await,
             Op::DisableUser => self.disable_user(call, p(0)),
             Op::CreateTeam => self.create_team(call),
             Op::GetTeam => self.get_team(call, p(0)),
@@ -218,7 +232,6 @@ impl App {
             Op::ListTrash => self.list_trash(call),
             Op::RestoreTrash => self.restore(call, p(0)),
             Op::PurgeTrash => self.purge(call, p(0)),
-            Op::CollectGarbage => self.gc(call).await,
             Op::ListAudit => self.list_audit(call),
         }
     }

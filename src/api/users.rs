@@ -81,14 +81,20 @@ impl App {
             .await
             .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?
             .map_err(|e| bad_request(format!("cannot hash password: {e}")))?;
-        let store = &self.auth.store;
-        let mut rec = store
-            .create_user(&b.username, hash, b.admin)?
-            .ok_or_else(|| err(StatusCode::CONFLICT, format!("user {} already exists", b.username)))?;
-        if b.certified && !rec.certified {
-            rec.certified = true;
-            store.put_user(&rec)?;
-        }
+        let (username, admin, certified) = (b.username.clone(), b.admin, b.certified);
+        let rec = self
+            .blocking(move |app| -> Result<UserRecord, super::ApiErr> {
+                let store = &app.auth.store;
+                let mut rec = store
+                    .create_user(&username, hash, admin)?
+                    .ok_or_else(|| err(StatusCode::CONFLICT, format!("user {username} already exists")))?;
+                if certified && !rec.certified {
+                    rec.certified = true;
+                    store.put_user(&rec)?;
+                }
+                Ok(rec)
+            })
+            .await??;
         let detail = format!("admin={} certified={}", rec.admin, rec.certified);
         call.audit(self, "user.create", &rec.username, Some(&detail));
         Ok((StatusCode::CREATED, user_json(&rec)))
@@ -170,10 +176,16 @@ impl App {
             .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?
             .map_err(|e| bad_request(format!("cannot hash password: {e}")))?;
         // Read again: the check above took time, and another change may have landed.
-        let mut u = self.user_record(name)?;
-        u.password_hash = hash;
-        u.generation += 1;
-        self.auth.store.put_user(&u)?;
+        let who = name.to_string();
+        let u = self
+            .blocking(move |app| -> Result<UserRecord, super::ApiErr> {
+                let mut u = app.user_record(&who)?;
+                u.password_hash = hash;
+                u.generation += 1;
+                app.auth.store.put_user(&u)?;
+                Ok(u)
+            })
+            .await??;
         call.audit(self, "user.password", name, None);
         Ok((StatusCode::OK, user_json(&u)))
     }

@@ -87,7 +87,8 @@ impl App {
     /// go when garbage collection finds nothing else referencing them.
     pub(super) async fn blob_delete(&self, name: &RepositoryName, digest: &Digest) -> Result<Resp, ApiError> {
         let repo = self.repo(name)?;
-        if !self.engine.catalog().unlink_blob(repo.id, digest)? {
+        let d = digest.clone();
+        if !self.index(move |e| e.catalog().unlink_blob(repo.id, &d)).await? {
             return Err(ApiError::not_found(Code::BlobUnknown, format!("blob {digest} is not in repository {name}")));
         }
         Ok(bare(StatusCode::ACCEPTED, &[]))

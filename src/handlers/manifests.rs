@@ -108,7 +108,8 @@ impl App {
             }
             Reference::Tag(_) => Digest::of(Algorithm::Sha256, &bytes),
         };
-        let (repo, _) = self.engine.catalog().ensure_repo(name.as_str(), name.project())?;
+        let (n, p) = (name.as_str().to_string(), name.project().to_string());
+        let (repo, _) = self.index(move |e| e.catalog().ensure_repo(&n, &p)).await?;
         let refs: Vec<Digest> = parsed.referenced().map(|d| d.digest.clone()).collect();
         let missing: Vec<&Digest> =
             refs.iter().filter(|d| !self.engine.catalog().is_linked(repo.id, d).unwrap_or(false)).collect();
@@ -125,8 +126,11 @@ impl App {
             created: stowage_engine::index::catalog::now_secs(),
         };
         self.engine.put_small_blob(name.as_str(), &digest, bytes.clone()).await?;
-        let tag = reference.as_tag().map(|t| (t.as_str(), who.caller.name()));
-        let missing = self.engine.put_manifest(repo.id, &digest, &rec, tag)?;
+        let tag = reference.as_tag().map(|t| (t.as_str().to_string(), who.caller.name().to_string()));
+        let (d, r) = (digest.clone(), rec.clone());
+        let missing = self
+            .index(move |e| e.put_manifest(repo.id, &d, &r, tag.as_ref().map(|(t, p)| (t.as_str(), p.as_str()))))
+            .await?;
         if !missing.is_empty() {
             // A blob was deleted between the check above and the write.
             return Err(manifest_blob_unknown(name, &missing.iter().collect::<Vec<_>>()));
@@ -144,11 +148,13 @@ impl App {
     /// tag pointing at it; by tag removes only the tag.
     pub(super) async fn manifest_delete(&self, name: &RepositoryName, reference: &Reference) -> Result<Resp, ApiError> {
         let repo = self.repo(name)?;
-        let cat = self.engine.catalog();
-        let found = match reference {
-            Reference::Digest(d) => cat.delete_manifest(repo.id, d)?,
-            Reference::Tag(t) => cat.delete_tag(repo.id, t.as_str())?,
-        };
+        let reference2 = reference.clone();
+        let found = self
+            .index(move |e| match &reference2 {
+                Reference::Digest(d) => e.catalog().delete_manifest(repo.id, d),
+                Reference::Tag(t) => e.catalog().delete_tag(repo.id, t.as_str()),
+            })
+            .await?;
         if !found {
             return Err(ApiError::not_found(Code::ManifestUnknown, format!("{reference} is not in {name}")));
         }

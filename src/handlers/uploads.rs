@@ -65,7 +65,8 @@ impl App {
         who: &Authenticated,
     ) -> Result<Resp, ApiError> {
         self.engine.check_writable()?;
-        let (repo, _) = self.engine.catalog().ensure_repo(name.as_str(), name.project())?;
+        let (n, p) = (name.as_str().to_string(), name.project().to_string());
+        let (repo, _) = self.index(move |e| e.catalog().ensure_repo(&n, &p)).await?;
         if let Some(m) = mount {
             // Mount only from a named repository that references the blob; otherwise (or without
             // `from`) fall through to a normal upload, as the spec allows.
@@ -76,7 +77,8 @@ impl App {
             };
             if let Some(src) = source {
                 if self.engine.catalog().is_linked(src.id, &m)? {
-                    self.engine.mount_blob(repo.id, &m)?;
+                    let (rid, d) = (repo.id, m.clone());
+                    self.index(move |e| e.mount_blob(rid, &d)).await?;
                     return Ok(Self::blob_created(name, &m));
                 }
             }
@@ -91,7 +93,8 @@ impl App {
             w.finish(&d).await?;
             return Ok(Self::blob_created(name, &d));
         }
-        let st = self.engine.start_upload(name.as_str(), who.caller.name())?;
+        let (n, owner) = (name.as_str().to_string(), who.caller.name().to_string());
+        let st = self.index(move |e| e.start_upload(&n, &owner)).await?;
         Ok(Self::upload_accepted(name, &st.id, 0))
     }
 
