@@ -261,7 +261,8 @@ impl App {
 
 /// The served OpenAPI document: `openapi.json` with, on every operation, the credential the
 /// route table says it needs (`x-stowage-credential`: none, view, modify or password;
-/// `x-stowage-admin`), also spelled out in its description. Built once.
+/// `x-stowage-admin`), also spelled out in its description, and the 401 and 403 answers of the
+/// credential check on every operation that needs a credential. Built once.
 pub fn openapi_document() -> &'static Value {
     static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     DOC.get_or_init(|| {
@@ -276,6 +277,16 @@ pub fn openapi_document() -> &'static Value {
             };
             op["x-stowage-credential"] = Value::from(route.need.as_str());
             op["x-stowage-admin"] = Value::from(route.admin);
+            if route.need != Need::Nothing {
+                // The credential check answers these on every route that needs a credential
+                // (no credential: 401; a token without the scope, or not an administrator: 403).
+                let responses = &mut op["responses"];
+                for (status, name) in [("401", "Unauthorized"), ("403", "Forbidden")] {
+                    if responses.get(status).is_none() {
+                        responses[status] = serde_json::json!({ "$ref": format!("#/components/responses/{name}") });
+                    }
+                }
+            }
             let needs = match route.need {
                 Need::Nothing => "No credential needed.".to_string(),
                 Need::Password => "Needs a password login (access tokens are refused).".to_string(),
