@@ -8,6 +8,8 @@
 mod audit;
 mod entities;
 pub mod routes;
+#[cfg(test)]
+mod routes_props;
 mod users;
 
 use crate::access::rules::Caller;
