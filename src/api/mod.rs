@@ -98,7 +98,8 @@ impl Call {
         }
         let b: Body = self.json()?;
         let name = b.name.trim();
-        if name.is_empty() || name.len() > max {
+        // Characters, as the OpenAPI `maxLength` counts them.
+        if name.is_empty() || name.chars().count() > max {
             return Err(bad_request(format!("{what} name must be 1 to {max} characters")));
         }
         Ok(name.to_string())
