@@ -197,7 +197,12 @@ impl App {
         };
         let b: Body = call.json()?;
         let n = b.repository_name.trim();
-        let ok = !n.is_empty() && n.len() <= 255 && n.bytes().all(|c| c.is_ascii_graphic()) && n.contains('/');
+        // As the OpenAPI pattern says: printable ASCII with a '/' inside, not at either end.
+        let ok = n.len() <= 255
+            && n.bytes().all(|c| c.is_ascii_graphic())
+            && n.contains('/')
+            && !n.starts_with('/')
+            && !n.ends_with('/');
         if !ok {
             return Err(bad_request(
                 "repository_name must look like registry.example.org/org/tool (no spaces, at most 255 characters)",
@@ -276,12 +281,14 @@ impl App {
                     }
                 }
             }
+            // A well-formed entry naming someone who does not exist: 404, like adding a missing
+            // user to a team.
             match &en.principal {
                 Principal::User(u) if self.auth.store.user(u)?.is_none() => {
-                    return Err(bad_request(format!("user {u} does not exist")))
+                    return Err(not_found(format!("user {u} does not exist")))
                 }
                 Principal::Team(t) if self.auth.store.team(*t)?.is_none() => {
-                    return Err(bad_request(format!("team {t} does not exist")))
+                    return Err(not_found(format!("team {t} does not exist")))
                 }
                 _ => {}
             }
@@ -291,7 +298,9 @@ impl App {
         if matches!(e, Ent::Project(_))
             && !acl.entries.iter().any(|x| x.access.contains(&AccessType::ChangePermissions))
         {
-            return Err(bad_request("a project's sharing settings must give someone CHANGE_PERMISSIONS (admin), or nobody could change them again"));
+            // Well-formed, but it would leave the project without anyone able to change it: 409.
+            return Err(err(StatusCode::CONFLICT, "a project's sharing settings must give someone CHANGE_PERMISSIONS (admin), or nobody could change them again",
+            ));
         }
         self.auth.store.set_acl(e.id(), &acl)?;
         let summary: Vec<String> = acl
@@ -308,7 +317,8 @@ impl App {
     pub(super) fn delete_acl(&self, call: &Call, id: &str) -> ApiResult {
         let e = self.ent_with(call, id, AccessType::ChangePermissions)?;
         if matches!(e, Ent::Project(_)) {
-            return Err(bad_request(
+            return Err(err(
+                StatusCode::CONFLICT,
                 "a project has no parent to inherit from; change its sharing settings with PUT instead",
             ));
         }
@@ -495,7 +505,10 @@ impl App {
             return Err(not_found(format!("{id} is a project, not a repository")));
         }
         if !matches!(e, Ent::External(_)) {
-            return Err(bad_request(format!("{id} is a managed repository: its commits come from docker push")));
+            return Err(err(
+                StatusCode::CONFLICT,
+                format!("{id} is a managed repository: its commits come from docker push"),
+            ));
         }
         let b: Body = call.json()?;
         let tag: Tag = b.tag.parse().map_err(|x: crate::oci::TagError| bad_request(x.to_string()))?;

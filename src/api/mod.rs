@@ -8,6 +8,8 @@
 mod audit;
 mod entities;
 pub mod routes;
+#[cfg(test)]
+mod routes_props;
 mod users;
 
 use crate::access::rules::Caller;
@@ -85,7 +87,8 @@ impl Call {
         }
         let b: Body = self.json()?;
         let name = b.name.trim();
-        if name.is_empty() || name.len() > max {
+        // Characters, as the OpenAPI `maxLength` counts them.
+        if name.is_empty() || name.chars().count() > max {
             return Err(bad_request(format!("{what} name must be 1 to {max} characters")));
         }
         Ok(name.to_string())
@@ -239,7 +242,8 @@ impl App {
 
 /// The served OpenAPI document: `openapi.json` with, on every operation, the credential the
 /// route table says it needs (`x-stowage-credential`: none, view, modify or password;
-/// `x-stowage-admin`), also spelled out in its description. Built once.
+/// `x-stowage-admin`), also spelled out in its description, and the 401 and 403 answers of the
+/// credential check on every operation that needs a credential. Built once.
 pub fn openapi_document() -> &'static Value {
     static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
     DOC.get_or_init(|| {
@@ -254,6 +258,16 @@ pub fn openapi_document() -> &'static Value {
             };
             op["x-stowage-credential"] = Value::from(route.need.as_str());
             op["x-stowage-admin"] = Value::from(route.admin);
+            if route.need != Need::Nothing {
+                // The credential check answers these on every route that needs a credential
+                // (no credential: 401; a token without the scope, or not an administrator: 403).
+                let responses = &mut op["responses"];
+                for (status, name) in [("401", "Unauthorized"), ("403", "Forbidden")] {
+                    if responses.get(status).is_none() {
+                        responses[status] = serde_json::json!({ "$ref": format!("#/components/responses/{name}") });
+                    }
+                }
+            }
             let needs = match route.need {
                 Need::Nothing => "No credential needed.".to_string(),
                 Need::Password => "Needs a password login (access tokens are refused).".to_string(),

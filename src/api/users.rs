@@ -42,8 +42,11 @@ pub enum TeamRole {
     Manager,
 }
 
+/// Passwords are 8 to 1024 characters (characters, as the OpenAPI `minLength`/`maxLength` count
+/// them, not bytes).
 fn password_ok(p: &str) -> Result<(), super::ApiErr> {
-    if p.len() < 8 || p.len() > 1024 {
+    let n = p.chars().count();
+    if !(8..=1024).contains(&n) {
         return Err(bad_request("password must be 8 to 1024 characters"));
     }
     Ok(())
@@ -153,10 +156,12 @@ impl App {
         }
         let u = self.user_record(name)?;
         if me == name {
+            // A well-formed request that does not prove who is asking: refused by a rule (403),
+            // like a wrong current password.
             let current = b
                 .current_password
                 .clone()
-                .ok_or_else(|| bad_request("give current_password to change your own password"))?;
+                .ok_or_else(|| forbidden("give current_password to change your own password"))?;
             let phc = u.password_hash.clone();
             let ok = self
                 .auth
@@ -201,7 +206,7 @@ impl App {
         }
         let b: Body = call.json()?;
         if b.disabled && call.caller.name() == name {
-            return Err(bad_request("administrators cannot disable themselves; ask another administrator"));
+            return Err(forbidden("administrators cannot disable themselves; ask another administrator"));
         }
         let mut u = self.user_record(name)?;
         if b.disabled && !u.disabled {
@@ -218,7 +223,7 @@ impl App {
     pub(super) fn delete_user(&self, call: &Call, name: &str) -> ApiResult {
         call.require_admin()?;
         if call.caller.name() == name {
-            return Err(bad_request("administrators cannot delete themselves; ask another administrator"));
+            return Err(forbidden("administrators cannot delete themselves; ask another administrator"));
         }
         if !self.auth.store.delete_user(name)? {
             return Err(not_found(format!("user {name} does not exist")));
@@ -272,7 +277,11 @@ impl App {
                 return Err(not_found(format!("{user} is not a {what} of team {id}")));
             }
             if role == TeamRole::Manager && set.len() == 1 {
-                return Err(bad_request(format!("{user} is the last manager of team {id}; add another manager first")));
+                // Well-formed, but the team's state forbids it: 409, not 400.
+                return Err(err(
+                    StatusCode::CONFLICT,
+                    format!("{user} is the last manager of team {id}; add another manager first"),
+                ));
             }
             set.remove(user);
         }
@@ -300,7 +309,7 @@ impl App {
         }
         let user = self.user_record(&me)?;
         let b: Body = call.json()?;
-        if b.name.trim().is_empty() || b.name.len() > 128 {
+        if b.name.trim().is_empty() || b.name.chars().count() > 128 {
             return Err(bad_request("token name must be 1 to 128 characters"));
         }
         if b.scopes.is_empty() {

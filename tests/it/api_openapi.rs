@@ -14,7 +14,7 @@ fn routes() -> Vec<(String, String)> {
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options", "trace"];
 
-async fn document(s: &TestServer) -> Value {
+pub(crate) async fn document(s: &TestServer) -> Value {
     // Served without credentials.
     let r = anonymous().get(api(s, "openapi.json")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -35,7 +35,7 @@ fn operations(doc: &Value) -> Vec<(String, String)> {
     out
 }
 
-fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+pub(crate) fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     match v.get("$ref").and_then(Value::as_str) {
         Some(r) => {
             let ptr = r.strip_prefix('#').expect("local $ref");
@@ -47,7 +47,7 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
 
 /// A small JSON Schema (OpenAPI 3.0 subset) check: $ref, oneOf, type, nullable, enum, required,
 /// properties, additionalProperties: false, items. Returns what does not match.
-fn check(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
+pub(crate) fn check(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<String>) {
     let schema = resolve(doc, schema);
     if let Some(alts) = schema["oneOf"].as_array() {
         let ok = alts.iter().filter(|a| {
@@ -111,7 +111,7 @@ fn check(doc: &Value, schema: &Value, v: &Value, at: &str, errs: &mut Vec<String
 }
 
 /// A minimal valid body for each request schema of the document.
-fn sample_body(schema: &str, ctx: &Ctx) -> Value {
+pub(crate) fn sample_body(schema: &str, ctx: &Ctx) -> Value {
     match schema {
         "NewUser" => json!({ "username": "sample-user", "password": "sample-password" }),
         "Certification" => json!({ "certified": true }),
@@ -133,10 +133,10 @@ fn sample_body(schema: &str, ctx: &Ctx) -> Value {
 }
 
 /// Ids of things that exist on the test server.
-struct Ctx {
-    team: String,
-    repo: String,
-    external: String,
+pub(crate) struct Ctx {
+    pub(crate) team: String,
+    pub(crate) repo: String,
+    pub(crate) external: String,
 }
 
 /// Replaces the `{..}` placeholders of `path` for `method`, creating what the operation needs.

@@ -298,8 +298,6 @@ async fn sharing_settings_inherit_local_revert() {
         json!({ "entries": [{ "principal": "everyone", "access": ["READ"] }] }),
         json!({ "entries": [{ "principal": "user:", "access": ["READ"] }] }),
         json!({ "entries": [{ "principal": "team:x", "access": ["READ"] }] }),
-        json!({ "entries": [{ "principal": "user:nobody", "access": ["READ"] }] }),
-        json!({ "entries": [{ "principal": "team:999", "access": ["READ"] }] }),
         json!({ "entries": [{ "principal": "user:alice", "access": ["FLY"] }] }),
         json!({ "entries": [{ "principal": "user:alice" }] }),
         json!({ "entries": [{ "principal": "user:alice", "access": "READ" }] }),
@@ -310,9 +308,13 @@ async fn sharing_settings_inherit_local_revert() {
         assert_eq!(st, 400, "{b}: {v}");
         assert_error(&v, "bad_request");
     }
-    let (_, v) =
-        put(&client(), &acl_url, json!({ "entries": [{ "principal": "user:nobody", "access": ["READ"] }] })).await;
-    assert!(v["error"]["message"].as_str().unwrap().contains("nobody"), "{v}");
+    // Well-formed entries naming someone who does not exist: 404, naming them.
+    for (who, missing) in [("user:nobody", "user nobody"), ("team:999", "team 999")] {
+        let (st, v) = put(&client(), &acl_url, json!({ "entries": [{ "principal": who, "access": ["READ"] }] })).await;
+        assert_eq!(st, 404, "{who}: {v}");
+        assert_error(&v, "not_found");
+        assert!(v["error"]["message"].as_str().unwrap().contains(missing), "{v}");
+    }
     let (_, v) = get(&client(), &acl_url).await;
     assert_eq!(v["entries"].as_array().unwrap().len(), 3, "unchanged: {v}");
 
@@ -334,13 +336,13 @@ async fn sharing_settings_inherit_local_revert() {
         json!({ "entries": [{ "principal": "user:alice", "access": ["edit_delete"] }] }),
     )
     .await;
-    assert_eq!(st, 400);
-    assert_error(&v, "bad_request");
+    assert_eq!(st, 409, "{v}");
+    assert_error(&v, "conflict");
     let (_, v) = get(&client(), &api(&s, "entities/syn1/acl")).await;
     assert_eq!(v["entries"], json!([{ "principal": "user:admin", "access": ALL_ACCESS }]), "unchanged");
     let (st, v) = delete(&client(), &api(&s, "entities/syn1/acl")).await;
-    assert_eq!(st, 400);
-    assert_error(&v, "bad_request");
+    assert_eq!(st, 409, "{v}");
+    assert_error(&v, "conflict");
     // With a team.
     let (_, t) = post(&client(), &api(&s, "teams"), json!({ "name": "readers" })).await;
     let tid = t["id"].as_u64().unwrap();
@@ -560,8 +562,8 @@ async fn commits_history_and_external_commits() {
 
     // Managed repositories get commits only from pushes.
     let (st, v) = post(&client(), &url, json!({ "tag": "v3", "digest": d1 })).await;
-    assert_eq!(st, 400);
-    assert_error(&v, "bad_request");
+    assert_eq!(st, 409, "{v}");
+    assert_error(&v, "conflict");
 
     let (_, x) = post(
         &client(),

@@ -1,6 +1,8 @@
 //! Integration tests: the real server in-process on an ephemeral port, one file per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+mod api_accounts;
+mod api_credentials;
 mod api_openapi;
 mod api_rest;
 mod api_util;

@@ -115,7 +115,8 @@ async fn a_password_change_ends_every_credential_of_the_user() {
     let alice = client_as("alice", ALICE_PW);
     let url = api(&s, "users/alice/password");
     let (st, v) = put(&alice, &url, json!({ "new_password": "alice-password-2" })).await;
-    assert_eq!(st, 400, "{v}");
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(v["error"]["message"], "give current_password to change your own password");
     let (st, v) = put(&alice, &url, json!({ "current_password": "wrong", "new_password": "alice-password-2" })).await;
     assert_eq!(st, 403, "{v}");
     assert_error(&v, "forbidden");
@@ -176,7 +177,7 @@ async fn disabling_ends_every_credential_and_enabling_does_not_revive_them() {
     assert_eq!(&s2[1..], [401, 401, 401, 401], "old tokens stay dead");
     // The admin cannot lock itself out.
     let (st, _) = put(&client(), &api(&s, "users/admin/disabled"), json!({ "disabled": true })).await;
-    assert_eq!(st, 400);
+    assert_eq!(st, 403);
 }
 
 #[tokio::test]
