@@ -6,7 +6,7 @@ use super::rules::{AccessType, Acl, AclEntry, Caller, CallerUser, Principal, Rep
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use stowage_engine::index::catalog::now_secs;
-use stowage_engine::index::Tree;
+use stowage_engine::index::records::{Rec, RecKind};
 use stowage_engine::{Catalog, Engine, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,15 +114,6 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
-/// Audit keys sort newest first: `u64::MAX - seq`, big-endian.
-fn audit_key(seq: u64) -> [u8; 8] {
-    (u64::MAX - seq).to_be_bytes()
-}
-
-pub fn entity_key(id: u64) -> [u8; 8] {
-    id.to_be_bytes()
-}
-
 /// Parses `syn<N>`.
 pub fn parse_entity_id(s: &str) -> Option<u64> {
     s.strip_prefix("syn").filter(|n| !n.starts_with('0') || *n == "0").and_then(|n| n.parse().ok())
@@ -154,7 +145,7 @@ impl Store {
     // ---- users and teams ----
 
     pub fn user(&self, name: &str) -> Result<Option<UserRecord>> {
-        self.cat().get(Tree::Users, name.as_bytes())
+        self.cat().record(Rec::User(name))
     }
 
     /// Creates a user; false if the name is taken.
@@ -170,11 +161,11 @@ impl Store {
             disabled: false,
             generation: 0,
         };
-        Ok(self.cat().insert_new(Tree::Users, username.as_bytes(), &rec)?.then_some(rec))
+        Ok(self.cat().insert_record(Rec::User(username), &rec)?.then_some(rec))
     }
 
     pub fn put_user(&self, rec: &UserRecord) -> Result<()> {
-        self.cat().put(Tree::Users, rec.username.as_bytes(), rec)
+        self.cat().put_record(Rec::User(&rec.username), rec)
     }
 
     /// Deletes a user and everything that names it: its access tokens, its team memberships and
@@ -184,9 +175,9 @@ impl Store {
         if self.user(name)?.is_none() {
             return Ok(false);
         }
-        for t in self.tokens_of(name)? {
-            self.cat().remove(Tree::Tokens, t.id.as_bytes())?;
-        }
+        let tokens = self.tokens_of(name)?;
+        let ids: Vec<Rec<'_>> = tokens.iter().map(|t| Rec::Token(&t.id)).collect();
+        self.cat().remove_records(&ids)?;
         for mut t in self.teams()? {
             let changed = t.members.remove(name) | t.managers.remove(name);
             if changed {
@@ -194,27 +185,27 @@ impl Store {
             }
         }
         let who = Principal::User(name.to_string());
-        for (key, mut acl) in self.cat().scan::<Acl>(Tree::Acls, b"", None, usize::MAX)? {
+        for (id, mut acl) in self.cat().records_by_id::<Acl>(RecKind::Acls)? {
             let before = acl.entries.len();
             acl.entries.retain(|e| e.principal != who);
             if acl.entries.len() != before {
-                self.cat().put(Tree::Acls, &key, &acl)?;
+                self.set_acl(id, &acl)?;
             }
         }
-        self.cat().remove(Tree::Users, name.as_bytes())?;
+        self.cat().remove_record(Rec::User(name))?;
         Ok(true)
     }
 
     pub fn users(&self) -> Result<Vec<UserRecord>> {
-        Ok(self.cat().scan::<UserRecord>(Tree::Users, b"", None, usize::MAX)?.into_iter().map(|(_, u)| u).collect())
+        self.cat().records(RecKind::Users)
     }
 
     pub fn team(&self, id: u64) -> Result<Option<TeamRecord>> {
-        self.cat().get(Tree::Teams, &id.to_be_bytes())
+        self.cat().record(Rec::Team(id))
     }
 
     pub fn put_team(&self, t: &TeamRecord) -> Result<()> {
-        self.cat().put(Tree::Teams, &t.id.to_be_bytes(), t)
+        self.cat().put_record(Rec::Team(t.id), t)
     }
 
     /// Creates a team whose first member and manager is `creator`.
@@ -227,7 +218,7 @@ impl Store {
     }
 
     pub fn teams(&self) -> Result<Vec<TeamRecord>> {
-        Ok(self.cat().scan::<TeamRecord>(Tree::Teams, b"", None, usize::MAX)?.into_iter().map(|(_, t)| t).collect())
+        self.cat().records(RecKind::Teams)
     }
 
     /// The caller for a user record, with its teams, and the scopes of its credential.
@@ -249,11 +240,11 @@ impl Store {
     // ---- entities, ACLs, trash ----
 
     pub fn entity(&self, id: u64) -> Result<Option<EntityRecord>> {
-        self.cat().get(Tree::Entities, &entity_key(id))
+        self.cat().record(Rec::Entity(id))
     }
 
     pub fn put_entity(&self, e: &EntityRecord) -> Result<()> {
-        self.cat().put(Tree::Entities, &entity_key(e.id), e)
+        self.cat().put_record(Rec::Entity(e.id), e)
     }
 
     /// Creates a project; its creator gets admin on it.
@@ -285,9 +276,8 @@ impl Store {
     pub fn projects(&self) -> Result<Vec<EntityRecord>> {
         Ok(self
             .cat()
-            .scan::<EntityRecord>(Tree::Entities, b"", None, usize::MAX)?
+            .records::<EntityRecord>(RecKind::Entities)?
             .into_iter()
-            .map(|(_, e)| e)
             .filter(|e| e.kind == EntityKind::Project)
             .collect())
     }
@@ -295,39 +285,38 @@ impl Store {
     pub fn external_repos(&self, project: u64) -> Result<Vec<EntityRecord>> {
         Ok(self
             .cat()
-            .scan::<EntityRecord>(Tree::Entities, b"", None, usize::MAX)?
+            .records::<EntityRecord>(RecKind::Entities)?
             .into_iter()
-            .map(|(_, e)| e)
             .filter(|e| e.kind == EntityKind::ExternalRepository && e.project == Some(project))
             .collect())
     }
 
     pub fn acl(&self, id: u64) -> Result<Option<Acl>> {
-        self.cat().get(Tree::Acls, &entity_key(id))
+        self.cat().record(Rec::Acl(id))
     }
 
     pub fn set_acl(&self, id: u64, acl: &Acl) -> Result<()> {
-        self.cat().put(Tree::Acls, &entity_key(id), acl)
+        self.cat().put_record(Rec::Acl(id), acl)
     }
 
     pub fn delete_acl(&self, id: u64) -> Result<()> {
-        self.cat().remove(Tree::Acls, &entity_key(id))
+        self.cat().remove_record(Rec::Acl(id))
     }
 
     pub fn trash_record(&self, id: u64) -> Result<Option<TrashRecord>> {
-        self.cat().get(Tree::Trash, &entity_key(id))
+        self.cat().record(Rec::Trash(id))
     }
 
     pub fn put_trash(&self, t: &TrashRecord) -> Result<()> {
-        self.cat().put(Tree::Trash, &entity_key(t.id), t)
+        self.cat().put_record(Rec::Trash(t.id), t)
     }
 
     pub fn remove_trash(&self, id: u64) -> Result<()> {
-        self.cat().remove(Tree::Trash, &entity_key(id))
+        self.cat().remove_record(Rec::Trash(id))
     }
 
     pub fn trash(&self) -> Result<Vec<TrashRecord>> {
-        Ok(self.cat().scan::<TrashRecord>(Tree::Trash, b"", None, usize::MAX)?.into_iter().map(|(_, t)| t).collect())
+        self.cat().records(RecKind::Trash)
     }
 
     /// The benefactor ACL of a managed repository: its own, else its project's.
@@ -385,7 +374,7 @@ impl Store {
     pub fn audit(&self, mut rec: AuditRecord) -> Result<()> {
         rec.seq = self.cat().next_id("audit")?;
         rec.time = now_secs();
-        self.cat().put(Tree::Audit, &audit_key(rec.seq), &rec)
+        self.cat().put_record(Rec::Audit(rec.seq), &rec)
     }
 
     /// Events newest first, older than `before` (a seq) when given, that `keep` accepts; reads
@@ -400,15 +389,13 @@ impl Store {
     ) -> Result<(Vec<AuditRecord>, Option<u64>)> {
         const CHUNK: usize = 256;
         let mut out = Vec::new();
-        let mut after = before.map(audit_key);
+        let mut after = before;
         let mut read = 0usize;
         loop {
-            let chunk = self.cat().scan::<AuditRecord>(Tree::Audit, b"", after.as_ref().map(|k| &k[..]), CHUNK)?;
-            let Some((last_key, _)) = chunk.last() else { return Ok((out, None)) };
-            let mut k = [0u8; 8];
-            k.copy_from_slice(&last_key[..8]);
+            let chunk: Vec<AuditRecord> = self.cat().records_after(RecKind::Audit, after.map(Rec::Audit), CHUNK)?;
             let full = chunk.len() == CHUNK;
-            for (_, r) in chunk {
+            let Some(last) = chunk.last().map(|r| r.seq) else { return Ok((out, None)) };
+            for r in chunk {
                 read += 1;
                 let seq = r.seq;
                 if keep(&r) {
@@ -421,27 +408,21 @@ impl Store {
             if !full {
                 return Ok((out, None));
             }
-            after = Some(k);
+            after = Some(last);
         }
     }
 
     // ---- personal access tokens ----
 
     pub fn token(&self, id: &str) -> Result<Option<TokenRecord>> {
-        self.cat().get(Tree::Tokens, id.as_bytes())
+        self.cat().record(Rec::Token(id))
     }
 
     pub fn put_token(&self, t: &TokenRecord) -> Result<()> {
-        self.cat().put(Tree::Tokens, t.id.as_bytes(), t)
+        self.cat().put_record(Rec::Token(&t.id), t)
     }
 
     pub fn tokens_of(&self, username: &str) -> Result<Vec<TokenRecord>> {
-        Ok(self
-            .cat()
-            .scan::<TokenRecord>(Tree::Tokens, b"", None, usize::MAX)?
-            .into_iter()
-            .map(|(_, t)| t)
-            .filter(|t| t.username == username)
-            .collect())
+        Ok(self.cat().records::<TokenRecord>(RecKind::Tokens)?.into_iter().filter(|t| t.username == username).collect())
     }
 }

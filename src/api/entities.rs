@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use stowage_engine::index::catalog::now_secs;
+use stowage_engine::index::records::Rec;
 use stowage_engine::RepoRecord;
 
 /// What a `syn<N>` id names.
@@ -387,7 +388,7 @@ impl App {
             Ent::External(x) => {
                 cat.purge_repo(x.id)?;
                 store.delete_acl(x.id)?;
-                cat.remove(stowage_engine::index::Tree::Entities, &x.id.to_be_bytes())?;
+                cat.remove_record(Rec::Entity(x.id))?;
             }
             Ent::Project(p) => {
                 let prefix = format!("{}/", syn(p.id));
@@ -402,10 +403,10 @@ impl App {
                     cat.purge_repo(x.id)?;
                     store.delete_acl(x.id)?;
                     store.remove_trash(x.id)?;
-                    cat.remove(stowage_engine::index::Tree::Entities, &x.id.to_be_bytes())?;
+                    cat.remove_record(Rec::Entity(x.id))?;
                 }
                 store.delete_acl(p.id)?;
-                cat.remove(stowage_engine::index::Tree::Entities, &p.id.to_be_bytes())?;
+                cat.remove_record(Rec::Entity(p.id))?;
             }
         }
         store.remove_trash(t.id)?;

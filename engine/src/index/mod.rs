@@ -10,6 +10,7 @@
 pub mod catalog;
 pub mod codec;
 pub mod mem;
+pub mod records;
 pub mod sled_index;
 #[doc(hidden)]
 pub mod suite;

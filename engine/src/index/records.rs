@@ -1,0 +1,168 @@
+//! The access model's records (users, teams, projects and external repositories, sharing
+//! settings, access tokens, the trash, the audit log) as the daemon names them: by what they
+//! are, never by tree or byte key. Which tree holds a record and how its key is built (integers
+//! big-endian so they sort; the audit log newest first) is decided here, so the daemon never
+//! builds index keys and a second index backend sees the same layout. It stores opaque serde
+//! records and decides nothing about them.
+
+use super::catalog::Catalog;
+use super::Tree;
+use crate::error::Result;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// One record of the access model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rec<'a> {
+    /// A user, by name.
+    User(&'a str),
+    /// A team, by numeric id.
+    Team(u64),
+    /// A project or external repository, by entity id (`syn<N>`'s N).
+    Entity(u64),
+    /// The local sharing settings of an entity.
+    Acl(u64),
+    /// A personal access token, by token id.
+    Token(&'a str),
+    /// The trash record of an entity.
+    Trash(u64),
+    /// An audit event, by sequence number.
+    Audit(u64),
+}
+
+/// A kind of record, for listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecKind {
+    Users,
+    Teams,
+    Entities,
+    Acls,
+    Tokens,
+    Trash,
+    /// Newest first.
+    Audit,
+}
+
+impl RecKind {
+    fn tree(self) -> Tree {
+        match self {
+            RecKind::Users => Tree::Users,
+            RecKind::Teams => Tree::Teams,
+            RecKind::Entities => Tree::Entities,
+            RecKind::Acls => Tree::Acls,
+            RecKind::Tokens => Tree::Tokens,
+            RecKind::Trash => Tree::Trash,
+            RecKind::Audit => Tree::Audit,
+        }
+    }
+}
+
+impl Rec<'_> {
+    fn tree(&self) -> Tree {
+        match self {
+            Rec::User(_) => Tree::Users,
+            Rec::Team(_) => Tree::Teams,
+            Rec::Entity(_) => Tree::Entities,
+            Rec::Acl(_) => Tree::Acls,
+            Rec::Token(_) => Tree::Tokens,
+            Rec::Trash(_) => Tree::Trash,
+            Rec::Audit(_) => Tree::Audit,
+        }
+    }
+
+    /// The key: names as bytes, ids big-endian (so they sort numerically), audit sequence
+    /// numbers inverted so that a forward scan reads the newest first.
+    fn key(&self) -> Vec<u8> {
+        match self {
+            Rec::User(s) | Rec::Token(s) => s.as_bytes().to_vec(),
+            Rec::Team(n) | Rec::Entity(n) | Rec::Acl(n) | Rec::Trash(n) => n.to_be_bytes().to_vec(),
+            Rec::Audit(seq) => (u64::MAX - seq).to_be_bytes().to_vec(),
+        }
+    }
+}
+
+/// The numeric id in a big-endian key (0 for a key of another shape, which this layout never
+/// writes).
+fn id_of(key: &[u8]) -> u64 {
+    key.get(..8).and_then(|k| <[u8; 8]>::try_from(k).ok()).map(u64::from_be_bytes).unwrap_or(0)
+}
+
+impl Catalog {
+    pub fn record<T: DeserializeOwned>(&self, r: Rec<'_>) -> Result<Option<T>> {
+        self.get(r.tree(), &r.key())
+    }
+
+    /// Writes a record; durable when it returns.
+    pub fn put_record<T: Serialize>(&self, r: Rec<'_>, value: &T) -> Result<()> {
+        self.put(r.tree(), &r.key(), value)
+    }
+
+    /// Writes a record only if there is none; false if there was.
+    pub fn insert_record<T: Serialize>(&self, r: Rec<'_>, value: &T) -> Result<bool> {
+        self.insert_new(r.tree(), &r.key(), value)
+    }
+
+    pub fn remove_record(&self, r: Rec<'_>) -> Result<()> {
+        self.remove(r.tree(), &r.key())
+    }
+
+    /// Removes several records in one durable batch.
+    pub fn remove_records(&self, rs: &[Rec<'_>]) -> Result<()> {
+        let mut b = super::Batch::default();
+        for r in rs {
+            b.delete(r.tree(), r.key());
+        }
+        self.commit(b)
+    }
+
+    /// Every record of a kind, in key order. For administrative listings and rare rewrites, not
+    /// for request paths.
+    pub fn records<T: DeserializeOwned>(&self, kind: RecKind) -> Result<Vec<T>> {
+        Ok(self.scan::<T>(kind.tree(), b"", None, usize::MAX)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// Every record of a numerically keyed kind (teams, entities, sharing settings, trash) with
+    /// its id.
+    pub fn records_by_id<T: DeserializeOwned>(&self, kind: RecKind) -> Result<Vec<(u64, T)>> {
+        Ok(self.scan::<T>(kind.tree(), b"", None, usize::MAX)?.into_iter().map(|(k, v)| (id_of(&k), v)).collect())
+    }
+
+    /// At most `limit` records of a kind that sort after `after` (for the audit log: that are
+    /// older than it).
+    pub fn records_after<T: DeserializeOwned>(
+        &self,
+        kind: RecKind,
+        after: Option<Rec<'_>>,
+        limit: usize,
+    ) -> Result<Vec<T>> {
+        let key = after.map(|r| r.key());
+        Ok(self.scan::<T>(kind.tree(), b"", key.as_deref(), limit)?.into_iter().map(|(_, v)| v).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn records_round_trip_and_sort_as_the_layout_says() {
+        let cat = Catalog::new(Arc::new(crate::index::mem::MemIndex::new()));
+        for id in [3u64, 1, 300, 2] {
+            cat.put_record(Rec::Entity(id), &format!("e{id}")).unwrap();
+            cat.put_record(Rec::Audit(id), &id).unwrap();
+        }
+        assert_eq!(cat.record::<String>(Rec::Entity(300)).unwrap().as_deref(), Some("e300"));
+        let ids: Vec<u64> = cat.records_by_id::<String>(RecKind::Entities).unwrap().into_iter().map(|x| x.0).collect();
+        assert_eq!(ids, [1, 2, 3, 300], "ids sort numerically");
+        assert_eq!(cat.records::<u64>(RecKind::Audit).unwrap(), [300, 3, 2, 1], "the audit log reads newest first");
+        assert_eq!(cat.records_after::<u64>(RecKind::Audit, Some(Rec::Audit(3)), 10).unwrap(), [2, 1]);
+        assert!(cat.insert_record(Rec::User("alice"), &1u8).unwrap());
+        assert!(!cat.insert_record(Rec::User("alice"), &2u8).unwrap());
+        cat.remove_records(&[Rec::User("alice"), Rec::Entity(1)]).unwrap();
+        assert_eq!(cat.record::<u8>(Rec::User("alice")).unwrap(), None);
+        assert_eq!(cat.record::<String>(Rec::Entity(1)).unwrap(), None);
+    }
+}
