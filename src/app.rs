@@ -3,13 +3,10 @@
 //! their own modules; this module only holds and builds the state. It never answers a request.
 
 use crate::auth::{Auth, Authenticated};
+use crate::cache;
 use crate::config::Settings;
 use crate::error::{ApiError, Code};
-use crate::handlers::cache;
-use bytes::Bytes;
 use http::StatusCode;
-use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 use stowage_engine::{Digest, Engine};
 
@@ -20,7 +17,7 @@ pub struct App {
     pub auth: Auth,
     /// Open connections and the caps on them (see [`crate::conn`]).
     pub conns: std::sync::Arc<crate::conn::ConnLimits>,
-    pub(crate) manifest_cache: ManifestCache,
+    pub(crate) manifest_cache: cache::ManifestCache,
     /// Responses sent, by status class (index 1 = 1xx ... 5 = 5xx).
     pub(crate) responses: [std::sync::atomic::AtomicU64; 6],
     /// (Authorization header, repository, action) -> the authorized caller.
@@ -38,29 +35,6 @@ const HOT_CACHE_ENTRIES: usize = 16_384;
 /// Oldest a cached authorization may be: bounds how late a token's expiry is noticed.
 const DECISION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Content-addressed cache of manifest bytes: a digest's bytes never change, so entries are never
-/// stale; the cache is dropped whole when it passes its byte budget.
-pub(crate) struct ManifestCache {
-    map: Mutex<(HashMap<Digest, Bytes>, usize)>,
-    budget_bytes: usize,
-}
-
-impl ManifestCache {
-    pub(crate) fn get(&self, d: &Digest) -> Option<Bytes> {
-        self.map.lock().0.get(d).cloned()
-    }
-
-    pub(crate) fn put(&self, d: &Digest, b: Bytes) {
-        let mut g = self.map.lock();
-        if g.1 + b.len() > self.budget_bytes {
-            g.0.clear();
-            g.1 = 0;
-        }
-        g.1 += b.len();
-        g.0.insert(d.clone(), b);
-    }
-}
-
 /// Manifest bytes kept in memory.
 const MANIFEST_CACHE_BYTES: usize = 64 << 20;
 
@@ -73,7 +47,7 @@ impl App {
             engine,
             auth,
             conns: std::sync::Arc::new(conns),
-            manifest_cache: ManifestCache { map: Mutex::new((HashMap::new(), 0)), budget_bytes: MANIFEST_CACHE_BYTES },
+            manifest_cache: cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
             responses: Default::default(),
             decisions: cache::GenCache::new(HOT_CACHE_ENTRIES, DECISION_MAX_AGE),
             resolved: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),

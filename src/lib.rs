@@ -7,6 +7,7 @@ pub mod app;
 pub mod auth;
 pub mod body;
 pub mod bootstrap;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod conn;

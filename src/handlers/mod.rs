@@ -3,7 +3,6 @@
 //! headers every `/v2/` response carries. Handlers speak HTTP; the engine below them does not.
 
 mod blobs;
-pub mod cache;
 mod listing;
 mod manifests;
 mod request_body;

@@ -1,13 +1,16 @@
-//! Small read caches for the hot request paths (authorization, manifest by tag, blob HEAD), keyed
+//! The caches of the daemon, each bounded: the manifest bytes by digest (content-addressed, so
+//! never stale), and small read caches for the hot request paths (authorization, manifest by tag, blob HEAD), keyed
 //! by the catalog's write generation: an entry is used only while no write at all has happened
 //! since it was read, so a revoked permission, a trashed repository or a moved tag is seen by the
 //! very next request. Under a steady pull load nearly every lookup hits; any push or change simply
 //! makes the next lookups read the index again.
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
+use stowage_engine::Digest;
 
 pub struct GenCache<K, V> {
     map: Mutex<HashMap<K, (u64, Instant, V)>>,
@@ -35,6 +38,33 @@ impl<K: Hash + Eq, V: Clone> GenCache<K, V> {
             map.clear();
         }
         map.insert(key, (generation, Instant::now(), value));
+    }
+}
+
+/// Content-addressed cache of manifest bytes: a digest's bytes never change, so entries are never
+/// stale; the cache is dropped whole when it passes its byte budget.
+pub struct ManifestCache {
+    map: Mutex<(HashMap<Digest, Bytes>, usize)>,
+    budget_bytes: usize,
+}
+
+impl ManifestCache {
+    pub fn new(budget_bytes: usize) -> ManifestCache {
+        ManifestCache { map: Mutex::new((HashMap::new(), 0)), budget_bytes }
+    }
+
+    pub fn get(&self, d: &Digest) -> Option<Bytes> {
+        self.map.lock().0.get(d).cloned()
+    }
+
+    pub fn put(&self, d: &Digest, b: Bytes) {
+        let mut g = self.map.lock();
+        if g.1 + b.len() > self.budget_bytes {
+            g.0.clear();
+            g.1 = 0;
+        }
+        g.1 += b.len();
+        g.0.insert(d.clone(), b);
     }
 }
 
