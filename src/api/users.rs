@@ -53,6 +53,16 @@ fn password_ok(p: &str) -> Result<(), super::ApiErr> {
 }
 
 impl App {
+    /// The argon2id hash of a new password, made on the bounded hashing pool (429 when full).
+    async fn hash_password(&self, password: &str) -> Result<String, super::ApiErr> {
+        let pw = password.to_string();
+        self.auth
+            .hash(move || secrets::hash_password(&pw))
+            .await
+            .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?
+            .map_err(|e| bad_request(format!("cannot hash password: {e}")))
+    }
+
     pub(super) async fn create_user(&self, call: &Call) -> ApiResult {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -77,13 +87,7 @@ impl App {
         if (b.admin || b.certified) && !call.caller.is_admin() {
             return Err(forbidden("only administrators may create administrators or certified users"));
         }
-        let pw = b.password.clone();
-        let hash = self
-            .auth
-            .hash(move || secrets::hash_password(&pw))
-            .await
-            .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?
-            .map_err(|e| bad_request(format!("cannot hash password: {e}")))?;
+        let hash = self.hash_password(&b.password).await?;
         let (username, admin, certified) = (b.username.clone(), b.admin, b.certified);
         let rec = self
             .blocking(move |app| -> Result<UserRecord, super::ApiErr> {
@@ -173,13 +177,7 @@ impl App {
                 return Err(forbidden("current_password is not right"));
             }
         }
-        let pw = b.new_password.clone();
-        let hash = self
-            .auth
-            .hash(move || secrets::hash_password(&pw))
-            .await
-            .map_err(|e| err(StatusCode::TOO_MANY_REQUESTS, e.to_string()))?
-            .map_err(|e| bad_request(format!("cannot hash password: {e}")))?;
+        let hash = self.hash_password(&b.new_password).await?;
         // Read again: the check above took time, and another change may have landed.
         let who = name.to_string();
         let u = self
