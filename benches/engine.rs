@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the blob engine: hashing speed, streaming a large blob through an upload
-//! into a durable commit on each I/O backend, and index reads of tags. Compare `upload_commit` with
+//! into a durable commit on each I/O backend, index reads of tags, and durable index commits from
+//! many threads at once (what group commit is for). Compare `upload_commit` with
 //! `benches/dd-reference.sh` (dd with fdatasync on the same file system) to see the engine's
 //! overhead over the disk.
 //!
@@ -14,7 +15,7 @@ use stowage_engine::index::catalog::now_secs;
 use stowage_engine::index::codec::encode;
 use stowage_engine::index::{Batch, Tree};
 use stowage_engine::io::IoChoice;
-use stowage_engine::{Algorithm, Digest, Engine, EngineConfig, TagRecord};
+use stowage_engine::{Algorithm, Digest, Engine, EngineConfig, ManifestRecord, TagRecord};
 
 const MIB: usize = 1 << 20;
 
@@ -183,5 +184,68 @@ fn tags(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, sha256, upload_commit, tags);
+/// Durable index commits per second with `threads` threads committing at once, each commit
+/// acknowledged only after the index flush that covers it. Two shapes: re-pushing one manifest by
+/// tag (the issue's 16-client measurement: manifest record, tag, history entry, link) and a plain
+/// one-record put (the access model's writes).
+fn concurrent_commits(c: &mut Criterion) {
+    const PER_THREAD: usize = 8;
+    let dir = bench_dir();
+    let mut cfg = EngineConfig::new(dir.path());
+    cfg.io = IoChoice::StdFs;
+    let engine = Engine::open(cfg).expect("open engine");
+    let (repo, _) = engine.catalog().ensure_repo("bench/commits", "bench").expect("repo");
+    let body = br#"{"schemaVersion":2,"layers":[]}"#;
+    let digest = Digest::of(Algorithm::Sha256, body);
+    let rec = ManifestRecord {
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        size: body.len() as u64,
+        refs: vec![],
+        subject: None,
+        artifact_type: None,
+        annotations: Default::default(),
+        created: now_secs(),
+    };
+    let mut g = c.benchmark_group("concurrent_commits");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(8));
+    for threads in [1usize, 16] {
+        g.throughput(Throughput::Elements((threads * PER_THREAD) as u64));
+        g.bench_function(BenchmarkId::new("tagged_manifest", format!("{threads}_threads")), |b| {
+            b.iter(|| {
+                std::thread::scope(|s| {
+                    for t in 0..threads {
+                        let (engine, digest, rec) = (&engine, &digest, &rec);
+                        s.spawn(move || {
+                            let pusher = format!("client{t}");
+                            for _ in 0..PER_THREAD {
+                                let missing = engine
+                                    .put_manifest(repo.id, digest, rec, Some(("latest", pusher.as_str())))
+                                    .expect("put manifest");
+                                assert!(missing.is_empty());
+                            }
+                        });
+                    }
+                })
+            })
+        });
+        g.bench_function(BenchmarkId::new("small_put", format!("{threads}_threads")), |b| {
+            b.iter(|| {
+                std::thread::scope(|s| {
+                    for t in 0..threads {
+                        let engine = &engine;
+                        s.spawn(move || {
+                            let key = format!("bench/{t}");
+                            for i in 0..PER_THREAD {
+                                engine.catalog().put(Tree::Meta, key.as_bytes(), &(i as u64)).expect("put");
+                            }
+                        });
+                    }
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, sha256, upload_commit, tags, concurrent_commits);
 criterion_main!(benches);
