@@ -17,7 +17,7 @@ use crate::index::catalog::{now_secs, UploadRecord};
 use crate::io::BlobWriter;
 use crate::Inner;
 use bytes::Bytes;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +36,10 @@ pub(crate) struct Session {
     pub started: i64,
     /// Set when the session was finished or cancelled while a caller waited on its lock.
     pub gone: bool,
+    /// Whether the upload file's name in `uploads/` is known durable. fdatasync of the file does
+    /// not make its directory entry durable: until `uploads/` is fsynced once, power loss may drop
+    /// the file and with it every chunk acknowledged so far.
+    pub dir_entry_durable: bool,
 }
 
 /// Start kernel writeback after this many new bytes, so the disk writes while data streams in and
@@ -69,13 +73,7 @@ pub(crate) fn upload_path(dir: &Path, id: &str) -> PathBuf {
 impl UploadWriter {
     pub(crate) fn start(inner: Arc<Inner>, session: OwnedMutexGuard<Session>) -> Result<UploadWriter> {
         let path = upload_path(&inner.uploads_dir, &session.id);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = inner.io.open_or_create(&path).map_err(|e| Error::io(&path, e))?;
         let offset = session.offset;
         let mut session = session;
         let hasher = session.hasher.take();
@@ -157,10 +155,15 @@ impl UploadWriter {
         let done = self.join().await?;
         let inner = self.inner.clone();
         let (id, repo, started) = (self.session.id.clone(), self.session.repo.clone(), self.session.started);
+        let dir_entry_durable = self.session.dir_entry_durable;
         let WorkerDone { hasher, mut writer, end } = done;
         let path = upload_path(&inner.uploads_dir, &id);
         let writer_back = tokio::task::spawn_blocking(move || -> Result<Box<dyn BlobWriter>> {
             writer.sync().map_err(|e| inner.poison(&path, e))?;
+            if !dir_entry_durable {
+                // Before the offset is recorded: a recorded offset must always find its file.
+                inner.io.sync_dir(&inner.uploads_dir).map_err(|e| inner.poison(&inner.uploads_dir, e))?;
+            }
             inner.catalog.put_upload(&UploadRecord { id, repo, offset: end, started, updated: now_secs() })?;
             Ok(writer)
         })
@@ -171,6 +174,7 @@ impl UploadWriter {
                 self.session.offset = end;
                 self.session.hasher = Some(hasher);
                 self.session.recorded = true;
+                self.session.dir_entry_durable = true;
                 Ok(end)
             }
             Err(e) => {
