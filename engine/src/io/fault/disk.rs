@@ -28,11 +28,13 @@ pub struct Power {
     on: AtomicBool,
     /// Operations left before the cut; 0 means no cut is scheduled.
     countdown: AtomicU64,
+    /// Operations accounted for while the power was on, since creation.
+    ticks: AtomicU64,
 }
 
 impl Power {
     pub fn new() -> std::sync::Arc<Power> {
-        std::sync::Arc::new(Power { on: AtomicBool::new(true), countdown: AtomicU64::new(0) })
+        std::sync::Arc::new(Power { on: AtomicBool::new(true), countdown: AtomicU64::new(0), ticks: AtomicU64::new(0) })
     }
 
     /// Cuts the power now: every later modelled write, sync or namespace change fails.
@@ -59,11 +61,18 @@ impl Power {
         self.on.load(Ordering::SeqCst)
     }
 
+    /// How many modelled operations ran with power on so far: run a scenario once to learn how
+    /// many cut points it has.
+    pub fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::SeqCst)
+    }
+
     /// Accounts for one modelled operation. False when the power is off (or goes off now).
     pub fn tick(&self) -> bool {
         if !self.is_on() {
             return false;
         }
+        self.ticks.fetch_add(1, Ordering::SeqCst);
         let left = self.countdown.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
         if left == Ok(1) {
             // This was the last operation allowed: it still happens, everything after fails.
