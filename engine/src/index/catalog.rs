@@ -226,7 +226,8 @@ impl Catalog {
     /// through this catalog's read methods as it likes), applies the batch, releases the lock and
     /// blocks until the batch is durable. Every check `f` makes holds when the batch applies. `f`
     /// must not call this catalog's write methods (the lock is not reentrant); it may call
-    /// [`Catalog::next_id`] and the `*_into` methods, which exist for this.
+    /// [`Catalog::next_id`] and [`Catalog::purge_repo_into`], which exist for this. Blocks the
+    /// calling thread until the flush: call it off the async reactor.
     pub fn write<T>(&self, f: impl FnOnce(&mut Batch) -> Result<T>) -> Result<T> {
         let (out, pending) = self.write_pending(f)?;
         self.group.wait(pending)?;
