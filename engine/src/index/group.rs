@@ -12,8 +12,8 @@
 //! - Waiting needs no lock of the caller's: read-modify-write sequences hold their lock only while
 //!   they read and apply, never across the flush.
 //!
-//! This module must never hold `applied` or `state` while flushing, and never hold `state` while
-//! taking `applied`: the flush would serialize behind the locks and group commit would be gone.
+//! This module must never hold `applied` or `state` while flushing: writers would queue behind the
+//! fsync and group commit would be gone.
 
 use super::{Batch, Index};
 use crate::error::Result;
@@ -31,9 +31,19 @@ pub(crate) struct Pending(u64);
 struct FlushState {
     /// Every write with a ticket up to this one is durable.
     durable: u64,
-    /// A leader is flushing right now.
-    flushing: bool,
+    /// The highest ticket covered by a flush that has started (running, done or failed).
+    started: u64,
+    /// Flushes running now, at most [`MAX_FLUSHES_IN_FLIGHT`].
+    in_flight: u32,
 }
+
+/// Flushes that may run at once. One would leave the disk idle between a flush's end and the
+/// next leader's start (waking, re-applying, electing); two let the next group's flush start as
+/// soon as its first write arrives, while the previous one is still running. Flushes may finish
+/// out of order: each covers every write applied before it started, so `durable` only grows to
+/// the target of whichever finished. More would mostly split groups: fsyncs of one file serialize
+/// in the kernel anyway.
+const MAX_FLUSHES_IN_FLIGHT: u32 = 2;
 
 pub(crate) struct GroupCommit {
     index: Arc<dyn Index>,
@@ -53,7 +63,7 @@ impl GroupCommit {
             index,
             poison,
             applied: Mutex::new(0),
-            state: Mutex::new(FlushState { durable: 0, flushing: false }),
+            state: Mutex::new(FlushState { durable: 0, started: 0, in_flight: 0 }),
             flushed: Condvar::new(),
             flushes: AtomicU64::new(0),
         }
@@ -104,21 +114,25 @@ impl GroupCommit {
             }
             // Poisoned (by this index or by a blob fsync): nothing more is acknowledged.
             self.poison.check()?;
-            if st.flushing {
+            if st.started >= pending.0 || st.in_flight >= MAX_FLUSHES_IN_FLIGHT {
+                // A flush that covers this write is running, or no flush may start now.
                 self.flushed.wait(&mut st);
                 continue;
             }
-            st.flushing = true;
-            let (target, res) = MutexGuard::unlocked(&mut st, || {
-                // Read after taking leadership: every ticket up to `target` finished its apply
-                // before this flush starts, so the flush covers it.
-                let target = *self.applied.lock();
-                (target, self.index.flush())
-            });
-            st.flushing = false;
+            // Lead a flush. Read the target after taking leadership: every ticket up to it has
+            // finished its apply, so the flush (which starts after) covers it. Taking `applied`
+            // under `state` is safe: `apply` never takes `state`, and holds `applied` only briefly.
+            let target = *self.applied.lock();
+            st.started = st.started.max(target);
+            st.in_flight += 1;
+            let res = MutexGuard::unlocked(&mut st, || self.index.flush());
+            st.in_flight -= 1;
             self.flushes.fetch_add(1, Ordering::Relaxed);
             match res {
-                Ok(()) => st.durable = st.durable.max(target),
+                // Not after a failure: once a flush has failed, a later one that reports success
+                // proves nothing (fsyncgate), so nothing more becomes durable.
+                Ok(()) if self.poison.check().is_ok() => st.durable = st.durable.max(target),
+                Ok(()) => {}
                 Err(e) => {
                     let err = self.poison.set(format!("index flush failed: {e}"));
                     self.flushed.notify_all();
