@@ -268,6 +268,7 @@ impl Engine {
                 recorded: true,
                 started: rec.started,
                 gone: false,
+                file_busy: Default::default(),
                 // An offset above zero was recorded only after `uploads/` was fsynced. Otherwise
                 // the file may never have been made durable, even if it is here after a clean
                 // restart.
@@ -327,6 +328,7 @@ impl Engine {
             recorded: true,
             started,
             gone: false,
+            file_busy: Default::default(),
             dir_entry_durable: false,
         };
         self.inner.sessions.lock().insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
@@ -376,6 +378,7 @@ impl Engine {
             recorded: false,
             started: now_secs(),
             gone: false,
+            file_busy: Default::default(),
             // Never resumed, so its name in `uploads/` need not survive a crash.
             dir_entry_durable: true,
         };

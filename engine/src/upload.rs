@@ -36,6 +36,12 @@ pub(crate) struct Session {
     pub started: i64,
     /// Set when the session was finished or cancelled while a caller waited on its lock.
     pub gone: bool,
+    /// Held by a request's writer worker for as long as it runs. A request whose client went
+    /// away drops its [`UploadWriter`], and with it the session lock, while the worker may still
+    /// be writing chunks already queued; the next request's worker takes this first, so it never
+    /// truncates and rewrites the file while a stale worker still writes into it (the stored
+    /// bytes would then differ from the bytes hashed).
+    pub file_busy: Arc<parking_lot::Mutex<()>>,
     /// Whether the upload file's name in `uploads/` is known durable. fdatasync of the file does
     /// not make its directory entry durable: until `uploads/` is fsynced once, power loss may drop
     /// the file and with it every chunk acknowledged so far.
@@ -78,10 +84,13 @@ impl UploadWriter {
         let mut session = session;
         let hasher = session.hasher.take();
         let io = inner.io.clone();
+        let busy = session.file_busy.clone();
         let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
         let worker = tokio::task::spawn_blocking(move || -> Result<WorkerDone> {
+            // Declared first, so released last: after every write of this worker is done.
+            let _busy = busy.lock();
             // Drop whatever a failed earlier request left past the durable offset.
-            file.set_len(offset).map_err(|e| Error::io(&path, e))?;
+            io.set_len(&file, offset).map_err(|e| Error::io(&path, e))?;
             let mut hasher = match hasher {
                 Some(h) => h,
                 None => rehash(&file, offset, Algorithm::Sha256).map_err(|e| Error::io(&path, e))?,

@@ -93,6 +93,11 @@ pub trait IoBackend: Send + Sync + 'static {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
     }
+    /// Sets the length of `file` (cuts an upload back to its durable offset). Durable only after
+    /// the next sync of the file.
+    fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
+        file.set_len(len)
+    }
     /// Creates a directory and its missing parents. Durable only after `sync_dir` of each parent
     /// (see [`create_dir_durable`]).
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
