@@ -34,15 +34,19 @@ struct Rig {
     index: Arc<MemIndex>,
 }
 
+/// The simulated disk of one boot: what is under `dir` now counts as durable.
+fn disk(dir: &std::path::Path, io: IoChoice, power: &Arc<Power>) -> Arc<Faulty> {
+    let backend = stowage_engine::io::choose(io, 8).unwrap();
+    // The index lives in memory here; `index/` would be sled's and is not modelled.
+    Arc::new(Faulty::reliable(backend).with_power_loss(dir, &[PathBuf::from("index")], power.clone()).unwrap())
+}
+
 impl Rig {
     fn new(io: IoChoice) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let power = Power::new();
-        let backend = stowage_engine::io::choose(io, 8).unwrap();
-        // The index lives in memory here; `index/` would be sled's and is not modelled.
-        let disk = Faulty::reliable(backend).with_power_loss(dir.path(), &[PathBuf::from("index")], power.clone());
         let index = Arc::new(MemIndex::durable(Some(power.clone())));
-        Rig { dir, io, power, disk: Arc::new(disk.unwrap()), index }
+        Rig { disk: disk(dir.path(), io, &power), dir, io, power, index }
     }
 
     fn open(&self) -> Engine {
@@ -51,11 +55,13 @@ impl Rig {
         Engine::open_with(cfg, self.index.clone(), Some(self.disk.clone())).unwrap()
     }
 
-    /// Power loss and restart. The engine must be dropped, and every task it ran ended.
+    /// Power loss and restart on a new power supply: the old engine's threads, if any still
+    /// run, fail on the old one and can touch neither the disk nor the index again.
     fn reboot(&mut self, mode: Crash, keep_unflushed: usize) {
         self.disk.crash(mode).unwrap();
-        self.index = Arc::new(self.index.reboot(keep_unflushed));
-        self.power.restore();
+        self.power = Power::new();
+        self.index = Arc::new(self.index.reboot(keep_unflushed, Some(self.power.clone())));
+        self.disk = disk(self.dir.path(), self.io, &self.power);
     }
 }
 

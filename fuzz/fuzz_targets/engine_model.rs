@@ -140,6 +140,13 @@ impl Rig {
     }
 }
 
+/// The simulated disk of one boot: what is under `dir` now counts as durable.
+fn disk(dir: &Path, io: IoChoice, power: &Arc<Power>) -> Arc<Faulty> {
+    let backend = stowage_engine::io::choose(io, 8).expect("I/O backend");
+    let model = Faulty::reliable(backend).with_power_loss(dir, &[PathBuf::from("index")], power.clone());
+    Arc::new(model.expect("disk model"))
+}
+
 fn base_dir() -> PathBuf {
     // tmpfs when there is one: the disk model makes real fsyncs pointless here.
     let shm = Path::new("/dev/shm");
@@ -152,18 +159,17 @@ fn base_dir() -> PathBuf {
 
 fuzz_target!(|input: Input| {
     let io = if input.io_uring { IoChoice::IoUring } else { IoChoice::StdFs };
-    let Ok(backend) = stowage_engine::io::choose(io, 8) else { return };
+    if stowage_engine::io::choose(io, 8).is_err() {
+        return;
+    }
     let tmp = tempfile::tempdir_in(base_dir()).expect("temp dir");
     let power = Power::new();
-    let disk = Faulty::reliable(backend)
-        .with_power_loss(tmp.path(), &[PathBuf::from("index")], power.clone())
-        .expect("disk model");
     let mut rig = Rig {
         dir: tmp.path().to_path_buf(),
         io,
-        power: power.clone(),
-        disk: Arc::new(disk),
-        index: Arc::new(MemIndex::durable(Some(power))),
+        disk: disk(tmp.path(), io, &power),
+        index: Arc::new(MemIndex::durable(Some(power.clone()))),
+        power,
     };
     runtime().block_on(run(&mut rig, &input.ops));
 });
@@ -364,8 +370,11 @@ async fn reboot(rig: &mut Rig, engine: Engine, model: &mut Model, mode: Crash, k
     }
     drop(engine);
     rig.disk.crash(mode).expect("crash");
-    rig.index = Arc::new(rig.index.reboot(keep));
-    rig.power.restore();
+    // A new power supply for the rebooted machine: threads of the old engine that still run
+    // fail on the old one and can touch neither disk nor index again.
+    rig.power = Power::new();
+    rig.index = Arc::new(rig.index.reboot(keep, Some(rig.power.clone())));
+    rig.disk = disk(&rig.dir, rig.io, &rig.power);
     let (engine, repo) = rig.open();
     check(&engine, repo, &rig.dir, model);
     (engine, repo)
@@ -375,7 +384,14 @@ fn check(engine: &Engine, repo: u64, dir: &Path, model: &mut Model) {
     for (d, bytes) in &model.blobs {
         assert_eq!(engine.stat_blob(d).expect("stat"), Some(bytes.len() as u64), "acknowledged blob {d} lost");
         let got = engine.read_blob(d, None).expect("read");
-        assert!(got[..] == bytes[..], "acknowledged blob {d} reads back different bytes");
+        if got[..] != bytes[..] {
+            let first = got.iter().zip(bytes.iter()).position(|(a, b)| a != b);
+            panic!(
+                "acknowledged blob {d} reads back different bytes ({} of {}, first difference at {first:?})",
+                got.len(),
+                bytes.len()
+            );
+        }
     }
     for (tag, allowed) in &mut model.tags {
         let got = engine.catalog().tag(repo, tag).expect("tag").map(|t| t.digest);

@@ -54,11 +54,12 @@ impl MemIndex {
         }
     }
 
-    /// Simulates power loss and restart: cuts the power (if shared) so this index accepts no more
-    /// writes, and returns a new durable-mode index (on the same power supply) holding what a
-    /// restart would find: the state of the last flush plus the first `keep_unflushed` batches
-    /// applied after it (0 for a strict crash; more are clamped). Plain indexes lose everything.
-    pub fn reboot(&self, keep_unflushed: usize) -> MemIndex {
+    /// Simulates power loss and restart: cuts this index's power (if it has one) so it accepts
+    /// no more writes or flushes, and returns a new durable-mode index on `power` (the rebooted
+    /// machine's) holding what a restart would find: the state of the last flush plus the first
+    /// `keep_unflushed` batches applied after it (0 for a strict crash; more are clamped). Plain
+    /// indexes lose everything.
+    pub fn reboot(&self, keep_unflushed: usize, power: Option<Arc<Power>>) -> MemIndex {
         let Some(d) = &self.durability else { return MemIndex::new() };
         if let Some(p) = &d.power {
             p.cut();
@@ -70,10 +71,7 @@ impl MemIndex {
         }
         MemIndex {
             map: RwLock::new(map.clone()),
-            durability: Some(Durability {
-                power: d.power.clone(),
-                state: Mutex::new(Durable { flushed: map, unflushed: Vec::new() }),
-            }),
+            durability: Some(Durability { power, state: Mutex::new(Durable { flushed: map, unflushed: Vec::new() }) }),
         }
     }
 
@@ -182,11 +180,13 @@ impl Index for MemIndex {
 
     fn flush(&self) -> Result<()> {
         let Some(d) = &self.durability else { return Ok(()) };
-        self.powered()?;
         // Take the log under the map's read lock: no apply runs meanwhile, so everything applied
         // before this point is in the log, and nothing after it.
         let _map = self.map.read();
         let mut st = d.state.lock();
+        // Checked under the state lock that `reboot` takes after cutting the power: a flush that
+        // reports success is in what the reboot finds.
+        self.powered()?;
         let ops: Vec<Vec<Op>> = std::mem::take(&mut st.unflushed);
         for batch in ops {
             apply_ops(&mut st.flushed, batch);
@@ -225,15 +225,15 @@ mod tests {
         put(&idx, b"a", b"2");
         put(&idx, b"c", b"1");
         assert_eq!(idx.unflushed(), 2);
-        let strict = idx.reboot(0);
+        let strict = idx.reboot(0, None);
         assert_eq!(strict.get(Tree::Tags, b"a").unwrap(), Some(b"1".to_vec()));
         assert_eq!(strict.get(Tree::Tags, b"b").unwrap(), Some(b"1".to_vec()));
         assert_eq!(strict.get(Tree::Tags, b"c").unwrap(), None);
-        let torn = idx.reboot(1);
+        let torn = idx.reboot(1, None);
         assert_eq!(torn.get(Tree::Tags, b"a").unwrap(), Some(b"2".to_vec()));
         assert_eq!(torn.get(Tree::Tags, b"c").unwrap(), None, "only a prefix of the unflushed batches");
         // The rebooted index is durable from its start.
-        assert_eq!(torn.reboot(0).get(Tree::Tags, b"a").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(torn.reboot(0, None).get(Tree::Tags, b"a").unwrap(), Some(b"2".to_vec()));
     }
 
     /// Every commit is in the durable state by the time it returns, with writers on many threads
@@ -250,12 +250,12 @@ mod tests {
                         let key = format!("t{t}-{i}");
                         cat.put(Tree::Users, key.as_bytes(), &i).unwrap();
                         let id = cat.next_id("n").unwrap();
-                        let after_crash = idx.reboot(0);
+                        let after_crash = idx.reboot(0, None);
                         assert!(after_crash.get(Tree::Users, key.as_bytes()).unwrap().is_some(), "{key} not durable");
                         // The id is not durable on its own (next_id never flushes) ...
                         cat.put(Tree::Teams, &id.to_be_bytes(), &i).unwrap();
                         // ... but it is with the record that uses it.
-                        let after_crash = crate::Catalog::new(Arc::new(idx.reboot(0)));
+                        let after_crash = crate::Catalog::new(Arc::new(idx.reboot(0, None)));
                         assert!(after_crash.get::<u64>(Tree::Teams, &id.to_be_bytes()).unwrap().is_some());
                         assert!(after_crash.next_id("n").unwrap() > id, "id {id} would be handed out again");
                     }
@@ -278,7 +278,7 @@ mod tests {
         assert!(idx.flush().is_err());
         assert_eq!(idx.get(Tree::Tags, b"a").unwrap(), Some(b"1".to_vec()), "reads still work");
         power.restore();
-        let after = idx.reboot(5);
+        let after = idx.reboot(5, None);
         assert!(!power.is_on(), "reboot cuts the power");
         power.restore();
         assert_eq!(after.get(Tree::Tags, b"a").unwrap(), Some(b"1".to_vec()));

@@ -16,7 +16,7 @@ pub use disk::{Crash, Power};
 use super::{BlobWriter, IoBackend};
 use bytes::Bytes;
 use disk::{powered, DiskModel};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,7 +39,13 @@ pub struct Faulty {
 struct PowerLoss {
     power: Arc<Power>,
     disk: Mutex<DiskModel>,
+    /// Held shared by every modelled operation while it runs, exclusively by [`Faulty::crash`]:
+    /// no write can land after the crash has decided what the disk holds.
+    fence: RwLock<()>,
 }
+
+/// Keeps a crash out while one operation runs.
+type Fence<'a> = Option<RwLockReadGuard<'a, ()>>;
 
 impl PowerLoss {
     fn sync_file(&self, file: &File) -> io::Result<()> {
@@ -60,7 +66,7 @@ struct State {
 }
 
 impl State {
-    fn check(&self, op: FaultOp) -> io::Result<()> {
+    fn check(&self, op: FaultOp) -> io::Result<Fence<'_>> {
         let counter = match op {
             FaultOp::Write => &self.writes,
             FaultOp::Sync => &self.syncs,
@@ -72,11 +78,16 @@ impl State {
         self.powered()
     }
 
-    /// Fails with EIO once the modelled power is off.
-    fn powered(&self) -> io::Result<()> {
+    /// Fails with EIO once the modelled power is off; else returns the fence to hold while the
+    /// operation runs.
+    fn powered(&self) -> io::Result<Fence<'_>> {
         match &self.power_loss {
-            Some(pl) => powered(&pl.power),
-            None => Ok(()),
+            Some(pl) => {
+                let fence = pl.fence.read();
+                powered(&pl.power)?;
+                Ok(Some(fence))
+            }
+            None => Ok(None),
         }
     }
 
@@ -113,16 +124,18 @@ impl Faulty {
     pub fn with_power_loss(mut self, root: &Path, unmodelled: &[PathBuf], power: Arc<Power>) -> io::Result<Faulty> {
         let disk = Mutex::new(DiskModel::new(root, unmodelled)?);
         let state = Arc::get_mut(&mut self.state).ok_or_else(|| io::Error::other("wrapper already in use"))?;
-        state.power_loss = Some(PowerLoss { power, disk });
+        state.power_loss = Some(PowerLoss { power, disk, fence: RwLock::new(()) });
         Ok(self)
     }
 
-    /// Simulates power loss: cuts the power (if still on) and rewrites the tree to a state it
-    /// could leave, per `mode`; that state is durable from then on. Call after the engine using
-    /// this wrapper is dropped and every task it ran has ended. Power stays off until
-    /// [`Power::restore`]. Returns how many paths changed.
+    /// Simulates power loss: waits for modelled operations in progress, cuts the power and
+    /// rewrites the tree to a state it could leave, per `mode`. Returns how many paths changed.
+    /// Every later operation through this wrapper fails, so threads of the old engine that still
+    /// run cannot touch the disk again: reopen on a new wrapper with a new [`Power`] (the rebooted
+    /// machine), never by restoring this one's.
     pub fn crash(&self, mode: Crash) -> io::Result<usize> {
         let pl = self.state.power_loss.as_ref().ok_or_else(|| io::Error::other("no power-loss model"))?;
+        let _no_more_writes = pl.fence.write();
         pl.power.cut();
         let changed = pl.disk.lock().crash(mode)?;
         Ok(changed)
@@ -143,8 +156,14 @@ struct Writer {
 
 impl BlobWriter for Writer {
     fn write(&mut self, buf: Bytes) -> io::Result<()> {
-        self.state.check(FaultOp::Write)?;
-        self.inner.write(buf)
+        let _fence = self.state.check(FaultOp::Write)?;
+        self.inner.write(buf)?;
+        if self.file.is_some() {
+            // Under the power-loss model a write must be done when it returns, so that the fence
+            // keeps it from landing after a crash (io_uring would complete it later).
+            self.inner.flush()?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<u64> {
@@ -153,7 +172,7 @@ impl BlobWriter for Writer {
 
     fn sync(&mut self) -> io::Result<()> {
         self.inner.flush()?;
-        self.state.check(FaultOp::Sync)?;
+        let _fence = self.state.check(FaultOp::Sync)?;
         self.inner.sync()?;
         match &self.file {
             Some(f) => self.state.synced(f),
@@ -180,19 +199,19 @@ impl IoBackend for Faulty {
     }
 
     fn sync_file(&self, file: &File) -> io::Result<()> {
-        self.state.check(FaultOp::Sync)?;
+        let _fence = self.state.check(FaultOp::Sync)?;
         self.inner.sync_file(file)?;
         self.state.synced(file)
     }
 
     fn sync_file_all(&self, file: &File) -> io::Result<()> {
-        self.state.check(FaultOp::Sync)?;
+        let _fence = self.state.check(FaultOp::Sync)?;
         self.inner.sync_file_all(file)?;
         self.state.synced(file)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.state.check(FaultOp::Sync)?;
+        let _fence = self.state.check(FaultOp::Sync)?;
         self.inner.sync_dir(dir)?;
         match &self.state.power_loss {
             Some(pl) => pl.disk.lock().synced_dir(dir),
@@ -201,7 +220,7 @@ impl IoBackend for Faulty {
     }
 
     fn open_or_create(&self, path: &Path) -> io::Result<File> {
-        self.state.powered()?;
+        let _fence = self.state.powered()?;
         let Some(pl) = &self.state.power_loss else { return self.inner.open_or_create(path) };
         // Under the model's lock, so the existence check and the creation are one step for it.
         let mut disk = pl.disk.lock();
@@ -214,22 +233,27 @@ impl IoBackend for Faulty {
     }
 
     fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.state.powered()?;
+        let _fence = self.state.powered()?;
         self.inner.hard_link(from, to)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.state.powered()?;
+        let _fence = self.state.powered()?;
         self.inner.rename(from, to)
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.state.powered()?;
+        let _fence = self.state.powered()?;
         self.inner.remove_file(path)
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.state.powered()?;
+        let _fence = self.state.powered()?;
         self.inner.create_dir_all(path)
+    }
+
+    fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
+        let _fence = self.state.powered()?;
+        self.inner.set_len(file, len)
     }
 }
