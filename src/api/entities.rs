@@ -374,42 +374,52 @@ impl App {
     }
 
     /// Purge: index entries go now; blobs are left to garbage collection.
+    /// Purge: every index entry of the entity (for a project: of its repositories too) goes in
+    /// one batch, written under the catalog's lock after checking again that the entity is still
+    /// in the trash; blobs are left to garbage collection.
     pub(super) fn purge(&self, call: &Call, id: &str) -> ApiResult {
         let t = self.trash_item(call, id)?;
-        let cat = self.engine.catalog();
+        let ent = self.ent(id)?;
         let store = &self.auth.store;
-        let purge_repo = |rid: u64| -> Result<(), ApiErr> {
-            cat.purge_repo(rid)?;
-            store.delete_acl(rid)?;
-            Ok(())
-        };
-        match self.ent(id)? {
-            Ent::Managed(r) => purge_repo(r.id)?,
-            Ent::External(x) => {
-                cat.purge_repo(x.id)?;
-                store.delete_acl(x.id)?;
-                cat.remove_record(Rec::Entity(x.id))?;
+        let cat = self.engine.catalog();
+        let purged = cat.write(|b| {
+            // Restored by someone else meanwhile: purge nothing.
+            if store.trash_record(t.id)?.is_none() {
+                return Ok(false);
             }
-            Ent::Project(p) => {
-                let prefix = format!("{}/", syn(p.id));
-                for (name, rid) in cat.list_repo_names(Some(&syn(p.id)), usize::MAX)? {
-                    if !name.starts_with(&prefix) {
-                        break;
+            let mut repo = |rid: u64, entity_record: bool| -> stowage_engine::Result<()> {
+                cat.purge_repo_into(b, rid)?;
+                cat.delete_record_into(b, Rec::Acl(rid));
+                cat.delete_record_into(b, Rec::Trash(rid));
+                if entity_record {
+                    cat.delete_record_into(b, Rec::Entity(rid));
+                }
+                Ok(())
+            };
+            match &ent {
+                Ent::Managed(r) => repo(r.id, false)?,
+                Ent::External(x) => repo(x.id, true)?,
+                Ent::Project(p) => {
+                    let prefix = format!("{}/", syn(p.id));
+                    for (name, rid) in cat.list_repo_names(Some(&syn(p.id)), usize::MAX)? {
+                        if !name.starts_with(&prefix) {
+                            break;
+                        }
+                        repo(rid, false)?;
                     }
-                    purge_repo(rid)?;
-                    store.remove_trash(rid)?;
+                    for x in store.external_repos(p.id)? {
+                        repo(x.id, true)?;
+                    }
+                    cat.delete_record_into(b, Rec::Acl(p.id));
+                    cat.delete_record_into(b, Rec::Entity(p.id));
                 }
-                for x in store.external_repos(p.id)? {
-                    cat.purge_repo(x.id)?;
-                    store.delete_acl(x.id)?;
-                    store.remove_trash(x.id)?;
-                    cat.remove_record(Rec::Entity(x.id))?;
-                }
-                store.delete_acl(p.id)?;
-                cat.remove_record(Rec::Entity(p.id))?;
             }
+            cat.delete_record_into(b, Rec::Trash(t.id));
+            Ok(true)
+        })?;
+        if !purged {
+            return Err(not_found(format!("{id} is not in your trash")));
         }
-        store.remove_trash(t.id)?;
         call.audit(self, "entity.purge", &syn(t.id), Some(&t.name));
         Ok((StatusCode::NO_CONTENT, Value::Null))
     }

@@ -359,9 +359,11 @@ impl Catalog {
     /// Adds the deletions of [`Catalog::purge_repo`] to `b`, so a caller can purge a repository
     /// together with records of its own (ACLs, trash, entities) in one batch. Call it inside
     /// [`Catalog::write`], which holds the lock that keeps the list of entries current. Returns
-    /// false if the repository has no record (nothing added).
+    /// false if the repository has no record (then only keyed entries such as an external
+    /// repository's commit history are deleted).
     pub fn purge_repo_into(&self, b: &mut Batch, id: u64) -> Result<bool> {
-        let Some(rec) = self.repo(id)? else { return Ok(false) };
+        // An external repository has no record but may have a commit history: its entries go too.
+        let rec = self.repo(id)?;
         let rk = repo_key(id);
         for (k, m) in self.scan::<ManifestRecord>(Tree::Manifests, &rk, None, usize::MAX)? {
             for r in m.refs.iter().chain(&m.subject) {
@@ -379,6 +381,7 @@ impl Catalog {
             b.delete(Tree::LinksByBlob, cat(&k[8..], &rk));
             true
         })?;
+        let Some(rec) = rec else { return Ok(false) };
         b.delete(Tree::RepoNames, rec.name.as_bytes());
         b.delete(Tree::Repos, rk);
         Ok(true)

@@ -106,6 +106,11 @@ impl Catalog {
         self.remove(r.tree(), &r.key())
     }
 
+    /// Adds the deletion of a record to a batch of [`Catalog::write`].
+    pub fn delete_record_into(&self, b: &mut super::Batch, r: Rec<'_>) {
+        b.delete(r.tree(), r.key());
+    }
+
     /// Removes several records in one durable batch.
     pub fn remove_records(&self, rs: &[Rec<'_>]) -> Result<()> {
         let mut b = super::Batch::default();
@@ -164,5 +169,25 @@ mod tests {
         cat.remove_records(&[Rec::User("alice"), Rec::Entity(1)]).unwrap();
         assert_eq!(cat.record::<u8>(Rec::User("alice")).unwrap(), None);
         assert_eq!(cat.record::<String>(Rec::Entity(1)).unwrap(), None);
+    }
+
+    #[test]
+    fn purging_an_external_repository_removes_its_commit_history_with_its_records() {
+        let cat = Catalog::new(Arc::new(crate::index::mem::MemIndex::new()));
+        let d = crate::Digest::of(crate::Algorithm::Sha256, b"m");
+        cat.put_record(Rec::Entity(9), &"quay.io/org/tool").unwrap();
+        cat.append_commit(9, "v1", &d, "alice").unwrap();
+        cat.append_commit(9, "v2", &d, "alice").unwrap();
+        assert_eq!(cat.history(9, None, 10).unwrap().len(), 2);
+        let had_record = cat
+            .write(|b| {
+                let r = cat.purge_repo_into(b, 9)?;
+                cat.delete_record_into(b, Rec::Entity(9));
+                Ok(r)
+            })
+            .unwrap();
+        assert!(!had_record, "an external repository has no repository record");
+        assert!(cat.history(9, None, 10).unwrap().is_empty());
+        assert_eq!(cat.record::<String>(Rec::Entity(9)).unwrap(), None);
     }
 }
