@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# The write path under load: Stowage against Debian's docker-registry (CNCF Distribution 2.8),
+# with benches/writes.rs.
+#
+#   benches/compare-writes.sh [--quick] [--no-build] [--seconds N] [--blobs N]
+#
+# Starts, each on a free 127.0.0.1 port with its own temp dir:
+#   * docker-registry (/usr/bin/docker-registry serve CONFIG, filesystem storage, the config of
+#     benches/compare.sh): manifest-put (16 clients) and small-push (64 clients, POST + PUT);
+#   * stowage (STOWAGE_BIN, default target/release/stowage) with a config whose
+#     [storage] gc_grace = "0s": the same two modes, plus small-push with the monolithic POST
+#     (Stowage only: Distribution 2.8 does not take it);
+#   * a second, empty stowage for gc-get (fill --blobs blobs, manifest GET p99 quiet and under GC),
+#     so that the blobs the other modes left do not count.
+# prints every table, then one summary with ratios and the issue's targets, and kills the servers
+# and removes the temp dirs (trap). Every run is bounded: writes.rs stops its own loops, and each
+# run sits under `timeout`. --quick: 3 s per mode, 20,000 blobs (default 5 s, 100,000).
+# Env: STOWAGE_BIN (default: $CARGO_TARGET_DIR or target, /release/stowage, built first unless
+# --no-build), WRITES_BIN (a prebuilt benches/writes.rs executable; default: built with
+# `cargo bench --bench writes --no-run`).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$(pwd)"
+
+QUICK=""
+BUILD=1
+SECS=""
+BLOBS=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=--quick ;;
+        --no-build) BUILD=0 ;;
+        --seconds) SECS="$2"; shift ;;
+        --blobs) BLOBS="$2"; shift ;;
+        *) echo "compare-writes: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+SECS="${SECS:-$([ -n "$QUICK" ] && echo 3 || echo 5)}"
+BLOBS="${BLOBS:-$([ -n "$QUICK" ] && echo 20000 || echo 100000)}"
+# Longest a collection may run while it is measured; the whole gc-get run gets more on top.
+GC_MAX="$([ -n "$QUICK" ] && echo 240 || echo 600)"
+
+log() { echo "compare-writes: $*" >&2; }
+
+WORK="$(mktemp -d /tmp/stowage-writes-XXXXXX)"
+PIDS=()
+cleanup() {
+    local p
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do kill "$p" 2>/dev/null || true; done
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do
+        # bounded wait, then SIGKILL
+        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$p" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    local p
+    for _ in $(seq 1 100); do
+        p=$((20000 + RANDOM % 20000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+    done
+    return 1
+}
+
+# wait_http URL PID: until anything answers HTTP on URL (max 30 s) or PID dies.
+wait_http() {
+    for _ in $(seq 1 150); do
+        curl -s -o /dev/null --max-time 2 "$1" && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.2
+    done
+    return 1
+}
+
+# stop PID: SIGTERM, bounded wait, SIGKILL.
+stop() {
+    kill "$1" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$1" 2>/dev/null || true
+}
+
+WRITES_BIN="${WRITES_BIN:-}"
+if [ -z "$WRITES_BIN" ]; then
+    cargo bench --bench writes --no-run 2>&1 | tee "$WORK/build-writes.log" >&2
+    WRITES_BIN="$(sed -n 's/.*Executable .*(\(.*\))$/\1/p' "$WORK/build-writes.log" | tail -1)"
+fi
+if [ -z "$WRITES_BIN" ] || ! [ -x "$WRITES_BIN" ]; then log "could not build benches/writes.rs"; exit 1; fi
+
+RESULTS="$WORK/results.tsv"
+: > "$RESULTS"
+
+run_writes() { # run_writes LABEL MODE URL BACKSTOP_SECONDS [extra args...]
+    local label="$1" mode="$2" url="$3" backstop="$4"; shift 4
+    log "$mode against $label ($url)"
+    local out="$WORK/writes-$label-$mode.out"
+    # writes.rs bounds itself (--timeout-secs); timeout is a backstop.
+    if timeout "$backstop" "$WRITES_BIN" $QUICK --mode "$mode" --url "$url" --label "$label" \
+        --seconds "$SECS" --timeout-secs $((backstop - 10)) "$@" > "$out"; then
+        grep -v '^WRITES_RESULT' "$out"
+        grep '^WRITES_RESULT' "$out" >> "$RESULTS" || true
+    else
+        cat "$out"
+        log "$mode against $label FAILED"
+    fi
+}
+RATE_BACKSTOP=$((SECS + 90))
+
+# --- docker-registry -------------------------------------------------------
+if command -v docker-registry >/dev/null 2>&1; then
+    DR_PORT="$(free_port)"
+    mkdir -p "$WORK/docker-registry/data"
+    cat > "$WORK/docker-registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: $WORK/docker-registry/data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$DR_PORT
+  secret: stowage-compare-not-secret
+EOF
+    docker-registry serve "$WORK/docker-registry/config.yml" > "$WORK/docker-registry/log" 2>&1 &
+    DR_PID=$!
+    PIDS+=("$DR_PID")
+    if wait_http "http://127.0.0.1:$DR_PORT/v2/" "$DR_PID"; then
+        for mode in manifest-put small-push; do
+            run_writes docker-registry "$mode" "http://127.0.0.1:$DR_PORT" "$RATE_BACKSTOP" \
+                --pid "$DR_PID" --repo writes/bench
+        done
+    else
+        log "docker-registry did not start:"; cat "$WORK/docker-registry/log" >&2
+    fi
+    stop "$DR_PID"
+else
+    log "docker-registry not installed (apt-get install docker-registry): skipped"
+fi
+
+# --- stowage -----------------------------------------------------------------
+if [ -z "${STOWAGE_BIN:-}" ]; then
+    STOWAGE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/stowage"
+else
+    BUILD=0   # a binary named by the caller is used as it is
+fi
+if [ "$BUILD" = 1 ]; then
+    log "cargo build --release --bin stowage"
+    cargo build --release --bin stowage >&2 || log "release build of stowage failed"
+fi
+
+# start_stowage NAME: starts a stowage with an empty data dir, creates a project; sets ST_PID,
+# ST_URL, ST_USER, ST_REPO. Returns 1 (with the log) if it does not come up.
+start_stowage() {
+    local dir="$WORK/$1" port pw project
+    mkdir -p "$dir/data"
+    # Without a zero grace window nothing the bench pushes is old enough to collect.
+    printf '[storage]\ngc_grace = "0s"\n' > "$dir/config.toml"
+    port="$(free_port)"
+    pw="bench-password-$RANDOM$RANDOM"   # the bootstrap admin password needs 12+ characters
+    STOWAGE_ADMIN_PASSWORD="$pw" "$STOWAGE_BIN" serve --config "$dir/config.toml" \
+        --listen "127.0.0.1:$port" --data-dir "$dir/data" > "$dir/log" 2>&1 &
+    ST_PID=$!
+    PIDS+=("$ST_PID")
+    ST_URL="http://127.0.0.1:$port"
+    ST_USER="admin:$pw"
+    if ! wait_http "$ST_URL/v2/" "$ST_PID"; then
+        log "stowage did not start:"; tail -30 "$dir/log" >&2; return 1
+    fi
+    project="$(curl -s --max-time 10 -u "$ST_USER" -H 'content-type: application/json' \
+        -d '{"name":"writes-bench"}' "$ST_URL/api/v1/projects" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')"
+    if [ -z "$project" ]; then
+        log "could not create a stowage project (POST /api/v1/projects)"; tail -20 "$dir/log" >&2; return 1
+    fi
+    ST_REPO="$project/bench"
+}
+
+if [ -x "$STOWAGE_BIN" ]; then
+    if start_stowage stowage; then
+        for mode in manifest-put small-push; do
+            run_writes stowage "$mode" "$ST_URL" "$RATE_BACKSTOP" \
+                --pid "$ST_PID" --user "$ST_USER" --repo "$ST_REPO"
+        done
+        run_writes stowage-monolithic small-push "$ST_URL" "$RATE_BACKSTOP" \
+            --pid "$ST_PID" --user "$ST_USER" --repo "$ST_REPO" --monolithic
+    fi
+    stop "$ST_PID"
+    if start_stowage stowage-gc; then
+        run_writes stowage gc-get "$ST_URL" $((GC_MAX + 600)) --blobs "$BLOBS" --gc-max-secs "$GC_MAX" \
+            --pid "$ST_PID" --user "$ST_USER" --repo "$ST_REPO"
+    fi
+    stop "$ST_PID"
+else
+    log "no stowage binary at $STOWAGE_BIN: skipped"
+fi
+
+# --- summary -------------------------------------------------------------------
+echo
+echo "## Write path summary ($(nproc) cores, client on the same machine; ${SECS}s per mode, $BLOBS blobs for GC)"
+echo
+awk -F'\t' '
+    # put/push lines: label mode clients ok/s p50 p99 errors cpu rss sequence
+    $3 != "gc-get" { k = $2 SUBSEP $3; rate[k] = $5; p99[k] = $7; err[k] = $8 }
+    # gc-get: label gc-get clients blobs fill_s quiet_p99 gc_p99 ratio gc_s deleted cpu rss
+    $3 == "gc-get" { g = 1; gcl = $4; blobs = $5; fill = $6; q99 = $7; g99 = $8; gr = $9; gs = $10; del = $11 }
+    function ratio(s, d) { return (s == "" || d == "" || s == "-" || d == "-" || d + 0 == 0) ? "-" : sprintf("%.2fx", s / d) }
+    function verdict(r, want) { return r == "-" ? "not measured" : (substr(r, 1, length(r) - 1) + 0 >= want ? "met" : "NOT met") }
+    # "rate/s (p99 N ms[, E errors])" of one run, or "-"
+    function res(k) {
+        if (rate[k] == "") return "-"
+        return rate[k] "/s (p99 " p99[k] " ms" (err[k] + 0 > 0 ? ", " err[k] " errors" : "") ")"
+    }
+    function row(name, mode, want,   d, s, r) {
+        d = "docker-registry" SUBSEP mode; s = "stowage" SUBSEP mode; r = ratio(rate[s], rate[d])
+        printf "| %s | %s | %s | %s | >= %dx | %s |\n", name, res(d), res(s), r, want, verdict(r, want)
+    }
+    END {
+        print "| measure | docker-registry | stowage | stowage / docker-registry | target | |"
+        print "|---|---:|---:|---:|---|---|"
+        row("manifest PUT, 16 clients, same manifest and tag", "manifest-put", 5)
+        row("4 KiB blob push, 64 clients, POST + PUT ?digest= on both", "small-push", 5)
+        k = "stowage-monolithic" SUBSEP "small-push"
+        if (rate[k] != "") printf "| same, monolithic POST ?digest= (Distribution 2.8 answers it with 202) | - | %s | | | |\n", res(k)
+        if (g) {
+            printf "| manifest GET p99, %s clients: quiet -> while GC runs over %s blobs | - | %s -> %s ms | %s (under GC / quiet) | <= 2x | %s |\n", \
+                gcl, blobs, q99, g99, (gr == "-" ? "-" : gr "x"), (gr == "-" ? "not measured" : (gr + 0 <= 2 ? "met" : "NOT met"))
+            printf "| GC: duration, blobs deleted (the fill took %s s) | - | %s s, %s | | | |\n", fill, gs, del
+        } else {
+            print "| manifest GET p99 under GC | - | - | - | <= 2x | not measured |"
+        }
+    }' "$RESULTS"
+echo
+echo "(rates: higher is better. Stowage answers 201 after its index write is flushed to disk. Distribution"
+echo " as it is: its filesystem driver writes each link file in place and fsyncs it, never a directory.)"
