@@ -2,19 +2,21 @@
 # The write path under load: Stowage against Debian's docker-registry (CNCF Distribution 2.8),
 # with benches/writes.rs.
 #
-#   benches/compare-writes.sh [--quick] [--no-build] [--seconds N] [--blobs N]
+#   benches/compare-writes.sh [--quick] [--no-build] [--seconds N] [--rounds N] [--blobs N]
 #
 # Starts, each on a free 127.0.0.1 port with its own temp dir:
 #   * docker-registry (/usr/bin/docker-registry serve CONFIG, filesystem storage, the config of
-#     benches/compare.sh): manifest-put (16 clients) and small-push (64 clients, POST + PUT);
-#   * stowage (STOWAGE_BIN, default target/release/stowage) with a config whose
-#     [storage] gc_grace = "0s": the same two modes, plus small-push with the monolithic POST
-#     (Stowage only: Distribution 2.8 does not take it);
-#   * a second, empty stowage for gc-get (fill --blobs blobs, manifest GET p99 quiet and under GC),
-#     so that the blobs the other modes left do not count.
-# prints every table, then one summary with ratios and the issue's targets, and kills the servers
-# and removes the temp dirs (trap). Every run is bounded: writes.rs stops its own loops, and each
-# run sits under `timeout`. --quick: 3 s per mode, 20,000 blobs (default 5 s, 100,000).
+#     benches/compare.sh);
+#   * stowage (STOWAGE_BIN) with a config whose [storage] gc_grace = "0s";
+# and runs, --rounds times (default 3, quick 1), one server after the other so that both see the
+# same moments of this shared machine: manifest-put (16 clients) and small-push (64 clients,
+# POST + PUT ?digest=) on both, and small-push with the monolithic POST on stowage only
+# (Distribution 2.8 does not take it). Then a second, empty stowage for gc-get (fill --blobs blobs,
+# manifest GET p99 quiet and under GC), so that the blobs the other modes left do not count.
+# Prints every table, then one summary (medians over the rounds, their ratio, the issue's targets)
+# and kills the servers and removes the temp dirs (trap). Every run is bounded: writes.rs stops its
+# own loops, and each run sits under `timeout`. --quick: 3 s per mode, 20,000 blobs (default 5 s,
+# 100,000).
 # Env: STOWAGE_BIN (default: $CARGO_TARGET_DIR or target, /release/stowage, built first unless
 # --no-build), WRITES_BIN (a prebuilt benches/writes.rs executable; default: built with
 # `cargo bench --bench writes --no-run`).
@@ -27,18 +29,21 @@ QUICK=""
 BUILD=1
 SECS=""
 BLOBS=""
+ROUNDS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=--quick ;;
         --no-build) BUILD=0 ;;
         --seconds) SECS="$2"; shift ;;
         --blobs) BLOBS="$2"; shift ;;
+        --rounds) ROUNDS="$2"; shift ;;
         *) echo "compare-writes: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
 done
 SECS="${SECS:-$([ -n "$QUICK" ] && echo 3 || echo 5)}"
 BLOBS="${BLOBS:-$([ -n "$QUICK" ] && echo 20000 || echo 100000)}"
+ROUNDS="${ROUNDS:-$([ -n "$QUICK" ] && echo 1 || echo 3)}"
 # Longest a collection may run while it is measured; the whole gc-get run gets more on top.
 GC_MAX="$([ -n "$QUICK" ] && echo 240 || echo 600)"
 
@@ -112,6 +117,7 @@ run_writes() { # run_writes LABEL MODE URL BACKSTOP_SECONDS [extra args...]
 RATE_BACKSTOP=$((SECS + 90))
 
 # --- docker-registry -------------------------------------------------------
+DR_PID=""
 if command -v docker-registry >/dev/null 2>&1; then
     DR_PORT="$(free_port)"
     mkdir -p "$WORK/docker-registry/data"
@@ -138,15 +144,10 @@ EOF
     docker-registry serve "$WORK/docker-registry/config.yml" > "$WORK/docker-registry/log" 2>&1 &
     DR_PID=$!
     PIDS+=("$DR_PID")
-    if wait_http "http://127.0.0.1:$DR_PORT/v2/" "$DR_PID"; then
-        for mode in manifest-put small-push; do
-            run_writes docker-registry "$mode" "http://127.0.0.1:$DR_PORT" "$RATE_BACKSTOP" \
-                --pid "$DR_PID" --repo writes/bench
-        done
-    else
+    if ! wait_http "http://127.0.0.1:$DR_PORT/v2/" "$DR_PID"; then
         log "docker-registry did not start:"; cat "$WORK/docker-registry/log" >&2
+        stop "$DR_PID"; DR_PID=""
     fi
-    stop "$DR_PID"
 else
     log "docker-registry not installed (apt-get install docker-registry): skipped"
 fi
@@ -188,43 +189,73 @@ start_stowage() {
     ST_REPO="$project/bench"
 }
 
-if [ -x "$STOWAGE_BIN" ]; then
-    if start_stowage stowage; then
-        for mode in manifest-put small-push; do
+ST_PID=""
+if ! [ -x "$STOWAGE_BIN" ]; then
+    log "no stowage binary at $STOWAGE_BIN: skipped"
+elif ! start_stowage stowage; then
+    stop "$ST_PID"; ST_PID=""
+fi
+
+# --- the rate modes, interleaved -------------------------------------------------
+for round in $(seq 1 "$ROUNDS"); do
+    log "round $round of $ROUNDS"
+    for mode in manifest-put small-push; do
+        if [ -n "$DR_PID" ]; then
+            run_writes docker-registry "$mode" "http://127.0.0.1:$DR_PORT" "$RATE_BACKSTOP" \
+                --pid "$DR_PID" --repo writes/bench
+        fi
+        if [ -n "$ST_PID" ]; then
             run_writes stowage "$mode" "$ST_URL" "$RATE_BACKSTOP" \
                 --pid "$ST_PID" --user "$ST_USER" --repo "$ST_REPO"
-        done
+        fi
+    done
+    if [ -n "$ST_PID" ]; then
         run_writes stowage-monolithic small-push "$ST_URL" "$RATE_BACKSTOP" \
             --pid "$ST_PID" --user "$ST_USER" --repo "$ST_REPO" --monolithic
     fi
-    stop "$ST_PID"
+done
+[ -z "$DR_PID" ] || stop "$DR_PID"
+[ -z "$ST_PID" ] || stop "$ST_PID"
+
+# --- GC under load, on an empty stowage ---------------------------------------------
+if [ -x "$STOWAGE_BIN" ]; then
     if start_stowage stowage-gc; then
         run_writes stowage gc-get "$ST_URL" $((GC_MAX + 600)) --blobs "$BLOBS" --gc-max-secs "$GC_MAX" \
             --pid "$ST_PID" --user "$ST_USER" --repo "$ST_REPO"
     fi
     stop "$ST_PID"
-else
-    log "no stowage binary at $STOWAGE_BIN: skipped"
 fi
 
 # --- summary -------------------------------------------------------------------
 echo
-echo "## Write path summary ($(nproc) cores, client on the same machine; ${SECS}s per mode, $BLOBS blobs for GC)"
+echo "## Write path summary ($(nproc) cores, client on the same machine; $ROUNDS x ${SECS}s per mode and server, $BLOBS blobs for GC)"
 echo
-awk -F'\t' '
+awk -F'\t' -v rounds="$ROUNDS" '
     # put/push lines: label mode clients ok/s p50 p99 errors cpu rss sequence
-    $3 != "gc-get" { k = $2 SUBSEP $3; rate[k] = $5; p99[k] = $7; err[k] = $8 }
+    $3 != "gc-get" {
+        k = $2 SUBSEP $3; n[k]++; rate[k, n[k]] = $5; p99[k, n[k]] = $7; err[k] += $8
+        if ($2 == "docker-registry" || $2 == "stowage") per_round[$3, n[k]] = per_round[$3, n[k]] " " $2 " " $5 "/s"
+    }
     # gc-get: label gc-get clients blobs fill_s quiet_p99 gc_p99 ratio gc_s deleted cpu rss
     $3 == "gc-get" { g = 1; gcl = $4; blobs = $5; fill = $6; q99 = $7; g99 = $8; gr = $9; gs = $10; del = $11 }
-    function ratio(s, d) { return (s == "" || d == "" || s == "-" || d == "-" || d + 0 == 0) ? "-" : sprintf("%.2fx", s / d) }
+    # median of the numeric values a[k, 1..n[k]] ("-" if none)
+    function median(a, k,   i, j, m, v, t) {
+        m = 0
+        for (i = 1; i <= n[k]; i++) if (a[k, i] != "-" && a[k, i] != "") v[++m] = a[k, i] + 0
+        if (m == 0) return "-"
+        for (i = 2; i <= m; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+        return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+    }
+    function ratio(s, d) { return (s == "-" || d == "-" || d + 0 == 0) ? "-" : sprintf("%.2fx", s / d) }
     function verdict(r, want) { return r == "-" ? "not measured" : (substr(r, 1, length(r) - 1) + 0 >= want ? "met" : "NOT met") }
-    # "rate/s (p99 N ms[, E errors])" of one run, or "-"
-    function res(k) {
-        if (rate[k] == "") return "-"
-        return rate[k] "/s (p99 " p99[k] " ms" (err[k] + 0 > 0 ? ", " err[k] " errors" : "") ")"
+    # "median rate/s (p99 median ms[, E errors])" of one label and mode, or "-"
+    function res(k,   r) {
+        r = median(rate, k)
+        if (r == "-") return "-"
+        return sprintf("%.0f/s (p99 %.1f ms%s)", r, median(p99, k), err[k] > 0 ? ", " err[k] " errors" : "")
     }
     function row(name, mode, want,   d, s, r) {
-        d = "docker-registry" SUBSEP mode; s = "stowage" SUBSEP mode; r = ratio(rate[s], rate[d])
+        d = "docker-registry" SUBSEP mode; s = "stowage" SUBSEP mode; r = ratio(median(rate, s), median(rate, d))
         printf "| %s | %s | %s | %s | >= %dx | %s |\n", name, res(d), res(s), r, want, verdict(r, want)
     }
     END {
@@ -233,7 +264,7 @@ awk -F'\t' '
         row("manifest PUT, 16 clients, same manifest and tag", "manifest-put", 5)
         row("4 KiB blob push, 64 clients, POST + PUT ?digest= on both", "small-push", 5)
         k = "stowage-monolithic" SUBSEP "small-push"
-        if (rate[k] != "") printf "| same, monolithic POST ?digest= (Distribution 2.8 answers it with 202) | - | %s | | | |\n", res(k)
+        if (n[k]) printf "| same, monolithic POST ?digest= (Distribution 2.8 answers it with 202) | - | %s | | | |\n", res(k)
         if (g) {
             printf "| manifest GET p99, %s clients: quiet -> while GC runs over %s blobs | - | %s -> %s ms | %s (under GC / quiet) | <= 2x | %s |\n", \
                 gcl, blobs, q99, g99, (gr == "-" ? "-" : gr "x"), (gr == "-" ? "not measured" : (gr + 0 <= 2 ? "met" : "NOT met"))
@@ -241,6 +272,13 @@ awk -F'\t' '
         } else {
             print "| manifest GET p99 under GC | - | - | - | <= 2x | not measured |"
         }
+        print ""
+        print "Rates and p99 are medians over " rounds " round(s); errors are summed. Each round:"
+        for (i = 1; i <= rounds; i++)
+            for (m = 0; m < 2; m++) {
+                mode = m ? "small-push" : "manifest-put"
+                if ((mode, i) in per_round) print "  round " i ", " mode ":" per_round[mode, i]
+            }
     }' "$RESULTS"
 echo
 echo "(rates: higher is better. Stowage answers 201 after its index write is flushed to disk. Distribution"

@@ -36,10 +36,16 @@
 //!   needs `[storage] gc_grace = "0s"` or nothing is old enough to delete):
 //!   push `--blobs` (100,000; quick 20,000) random 4 KiB blobs into
 //!   `<repo>-gc-fill` with 64 concurrent monolithic POSTs, then trash and
-//!   purge that repository over REST so the blobs are unreferenced; push one
-//!   image to `<repo>`; measure manifest GET with 32 clients (`--clients`)
-//!   for `--seconds` (quiet), then `POST /api/v1/gc` and measure the same load
-//!   for as long as the collection runs (at most `--gc-max-secs`, 600).
+//!   purge that repository over REST so the blobs are unreferenced (one more
+//!   blob, the probe for monolithic POST, goes the same way); wait until the
+//!   server is idle (with `--pid`); push one image to `<repo>`; measure
+//!   manifest GET with 32 clients (`--clients`) for `--seconds` (quiet), then
+//!   `POST /api/v1/gc` and measure the same load for as long as the
+//!   collection runs (at most `--gc-max-secs`, 600), then once more for
+//!   `--seconds` when the server is idle again. The quiet p99 is that of both
+//!   quiet windows pooled: on a shared machine the p99 of one window of a few
+//!   seconds moves by 2-3x from one window to the next, and a window on each
+//!   side of the collection keeps a drift from being read as its effect.
 //!
 //! `--pid` adds the server's CPU seconds (utime+stime) over the mode and its
 //! peak RSS (VmHWM, the peak over the process's life so far).
@@ -401,6 +407,16 @@ struct Samples {
 }
 
 impl Samples {
+    /// Both sets of samples as one (the elapsed times add up).
+    fn pooled(mut self, other: Samples) -> Samples {
+        self.latencies.extend(other.latencies);
+        for (k, n) in other.errors {
+            *self.errors.entry(k).or_default() += n;
+        }
+        self.elapsed += other.elapsed;
+        self
+    }
+
     fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
@@ -455,11 +471,7 @@ async fn load(ctx: &Ctx, op: Op, clients: usize, stop: Stop) -> Res<Samples> {
     }
     let mut all = Samples::default();
     for t in tasks {
-        let s = t.await.map_err(|e| format!("load task: {e}"))?;
-        all.latencies.extend(s.latencies);
-        for (k, n) in s.errors {
-            *all.errors.entry(k).or_default() += n;
-        }
+        all = all.pooled(t.await.map_err(|e| format!("load task: {e}"))?);
     }
     all.elapsed = started.elapsed();
     Ok(all)
@@ -597,37 +609,30 @@ async fn gc_get(ctx: &Ctx) -> Res<String> {
     let t = Instant::now();
     purge_repository(ctx, &fill_repo).await?;
     notes.push(format!("trash + purge of {fill_repo} (unlinks the blobs): {:.1}s", t.elapsed().as_secs_f64()));
+    if let Some(rss) = ctx.pid.and_then(peak_rss_mib) {
+        notes.push(format!("server peak RSS after fill + purge: {rss:.0} MiB"));
+    }
+    notes.push(settle(ctx, "the purge").await);
     let cpu1 = ctx.server_cpu();
 
     let (url, _) = push_image(ctx, &ctx.repo).await?;
-    let quiet =
-        load(ctx, Op::GetManifest { url: url.clone() }, ctx.clients, Stop::after(Duration::from_secs(ctx.seconds)))
-            .await?;
-
-    let stop = Stop::after(ctx.gc_max);
-    let gc_client = ctx.client(ctx.gc_max + Duration::from_secs(60))?;
-    let gc_url = ctx.url("/api/v1/gc")?;
-    let flag = stop.flag.clone();
-    let t = Instant::now();
-    let gc = tokio::spawn(async move {
-        let r = gc_client.post(gc_url).send().await;
-        let elapsed = t.elapsed();
-        flag.store(true, Ordering::Relaxed);
-        let r = r.map_err(|e| format!("POST /api/v1/gc: {e}"))?;
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
-        if status != StatusCode::OK {
-            return Err(format!("POST /api/v1/gc: {status}: {}", text.chars().take(300).collect::<String>()));
-        }
-        Ok::<_, String>((elapsed, text))
-    });
-    let busy = load(ctx, Op::GetManifest { url }, ctx.clients, stop).await?;
-    let (gc_time, report) = match tokio::time::timeout(Duration::from_secs(5), gc).await {
-        Ok(Ok(r)) => r?,
-        Ok(Err(e)) => return Err(format!("gc task: {e}")),
-        Err(_) => return Err(format!("GC did not finish within --gc-max-secs {}", ctx.gc_max.as_secs())),
-    };
+    let get = || Op::GetManifest { url: url.clone() };
+    let window = || Stop::after(Duration::from_secs(ctx.seconds));
+    let before = load(ctx, get(), ctx.clients, window()).await?;
+    let (busy, gc_time, report) = under_gc(ctx, get()).await?;
     let cpu2 = ctx.server_cpu();
+    notes.push(settle(ctx, "the collection").await);
+    let after = load(ctx, get(), ctx.clients, window()).await?;
+    let cpu3 = ctx.server_cpu();
+    notes.push(format!(
+        "quiet windows of {}s: before GC p99 {} ms at {:.0}/s, after GC p99 {} ms at {:.0}/s (pooled for the quiet p99)",
+        ctx.seconds,
+        cell(before.percentile_ms(99.0), 2),
+        before.rate(),
+        cell(after.percentile_ms(99.0), 2),
+        after.rate()
+    ));
+    let quiet = before.pooled(after);
 
     let deleted = serde_json::from_str::<serde_json::Value>(&report)
         .ok()
@@ -644,14 +649,14 @@ async fn gc_get(ctx: &Ctx) -> Res<String> {
         busy.latencies.len()
     ));
     if let (Some(a), Some(b), Some(c)) = (cpu0, cpu1, cpu2) {
-        notes.push(format!("server CPU: fill + purge {:.2}s, quiet GET + GC {:.2}s", b - a, c - b));
+        notes.push(format!("server CPU: fill + purge {:.2}s, quiet GET before GC + GC under GET {:.2}s", b - a, c - b));
     }
     notes.extend(quiet.error_note().map(|n| format!("quiet GET: {n}")));
     notes.extend(busy.error_note().map(|n| format!("GET under GC: {n}")));
 
     let (q99, g99) = (quiet.percentile_ms(99.0), busy.percentile_ms(99.0));
     let ratio = q99.zip(g99).map(|(q, g)| g / q);
-    let cpu = cpu0.zip(cpu2).map(|(a, b)| b - a);
+    let cpu = cpu0.zip(cpu3).map(|(a, b)| b - a);
     let cells = [
         ctx.clients.to_string(),
         filled.to_string(),
@@ -678,6 +683,60 @@ async fn gc_get(ctx: &Ctx) -> Res<String> {
     }
     out.push_str(&format!("WRITES_RESULT\t{}\tgc-get\t{}\n", ctx.label.replace('\t', " "), cells.join("\t")));
     Ok(out)
+}
+
+/// Starts a collection (`POST /api/v1/gc`) and runs `op` with `ctx.clients` clients until it
+/// answers (at most `ctx.gc_max`). Returns the load's samples, how long the collection took and
+/// its report (JSON).
+async fn under_gc(ctx: &Ctx, op: Op) -> Res<(Samples, Duration, String)> {
+    let stop = Stop::after(ctx.gc_max);
+    let gc_client = ctx.client(ctx.gc_max + Duration::from_secs(60))?;
+    let gc_url = ctx.url("/api/v1/gc")?;
+    let flag = stop.flag.clone();
+    let t = Instant::now();
+    let gc = tokio::spawn(async move {
+        let r = gc_client.post(gc_url).send().await;
+        let elapsed = t.elapsed();
+        flag.store(true, Ordering::Relaxed);
+        let r = r.map_err(|e| format!("POST /api/v1/gc: {e}"))?;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        if status != StatusCode::OK {
+            return Err(format!("POST /api/v1/gc: {status}: {}", text.chars().take(300).collect::<String>()));
+        }
+        Ok::<_, String>((elapsed, text))
+    });
+    let busy = load(ctx, op, ctx.clients, stop).await?;
+    match tokio::time::timeout(Duration::from_secs(5), gc).await {
+        Ok(Ok(r)) => r.map(|(elapsed, report)| (busy, elapsed, report)),
+        Ok(Err(e)) => Err(format!("gc task: {e}")),
+        Err(_) => Err(format!("GC did not finish within --gc-max-secs {}", ctx.gc_max.as_secs())),
+    }
+}
+
+/// Waits until the server is idle after `what` (its CPU use below 10% of a core over half a
+/// second, for at most `SETTLE_MAX`), so a quiet measurement does not share the cores with the
+/// aftermath of the fill or the collection. Without `--pid`, waits 2 s. Returns a note.
+async fn settle(ctx: &Ctx, what: &str) -> String {
+    const SETTLE_MAX: Duration = Duration::from_secs(30);
+    const STEP: Duration = Duration::from_millis(500);
+    let t = Instant::now();
+    if ctx.pid.is_none() {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        return format!("waited 2 s after {what} (no --pid to watch)");
+    }
+    while t.elapsed() < SETTLE_MAX {
+        let a = ctx.server_cpu();
+        tokio::time::sleep(STEP).await;
+        match a.zip(ctx.server_cpu()) {
+            Some((a, b)) if b - a < 0.1 * STEP.as_secs_f64() => {
+                return format!("server idle {:.1}s after {what}", t.elapsed().as_secs_f64());
+            }
+            Some(_) => {}
+            None => break,
+        }
+    }
+    format!("server still busy {:.0}s after {what}; measured anyway", t.elapsed().as_secs_f64())
 }
 
 /// Pushes `ctx.blobs` random 4 KiB blobs into `repo` with monolithic POSTs; returns how many
@@ -710,9 +769,7 @@ async fn fill(ctx: &Ctx, repo: &str) -> Res<(usize, Samples)> {
     for t in tasks {
         let (n, s) = t.await.map_err(|e| format!("fill task: {e}"))?;
         ok += n;
-        for (k, n) in s.errors {
-            *all.errors.entry(k).or_default() += n;
-        }
+        all = all.pooled(s);
     }
     Ok((ok, all))
 }
