@@ -2,7 +2,7 @@
 # The write path under load: Stowage against Debian's docker-registry (CNCF Distribution 2.8),
 # with benches/writes.rs.
 #
-#   benches/compare-writes.sh [--quick] [--no-build] [--seconds N] [--rounds N] [--blobs N]
+#   benches/compare-writes.sh [--quick] [--no-build] [--seconds N] [--rounds N] [--blobs N] [--gc-rate N]
 #
 # Starts, each on a free 127.0.0.1 port with its own temp dir:
 #   * docker-registry (/usr/bin/docker-registry serve CONFIG, filesystem storage, the config of
@@ -11,8 +11,11 @@
 # and runs, --rounds times (default 3, quick 1), one server after the other so that both see the
 # same moments of this shared machine: manifest-put (16 clients) and small-push (64 clients,
 # POST + PUT ?digest=) on both, and small-push with the monolithic POST on stowage only
-# (Distribution 2.8 does not take it). Then a second, empty stowage for gc-get (fill --blobs blobs,
-# manifest GET p99 quiet and under GC), so that the blobs the other modes left do not count.
+# (Distribution 2.8 does not take it). Then gc-get on an empty stowage (fill --blobs blobs, manifest
+# GET p99 quiet and under GC), so that the blobs the other modes left do not count: once with 32
+# closed-loop clients (the issue's measure), once more on another empty stowage with the same 32
+# clients paced at --gc-rate requests/s (default 5000; 0 skips it), where a stall cannot hide
+# (see benches/writes.rs).
 # Prints every table, then one summary (medians over the rounds, their ratio, the issue's targets)
 # and kills the servers and removes the temp dirs (trap). Every run is bounded: writes.rs stops its
 # own loops, and each run sits under `timeout`. --quick: 3 s per mode, 20,000 blobs (default 5 s,
@@ -30,6 +33,7 @@ BUILD=1
 SECS=""
 BLOBS=""
 ROUNDS=""
+GC_RATE=5000
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=--quick ;;
@@ -37,6 +41,7 @@ while [ $# -gt 0 ]; do
         --seconds) SECS="$2"; shift ;;
         --blobs) BLOBS="$2"; shift ;;
         --rounds) ROUNDS="$2"; shift ;;
+        --gc-rate) GC_RATE="$2"; shift ;;
         *) echo "compare-writes: unknown argument $1" >&2; exit 2 ;;
     esac
     shift
@@ -83,11 +88,16 @@ wait_http() {
     return 1
 }
 
-# stop PID: SIGTERM, bounded wait, SIGKILL.
+# stop PID: SIGTERM, bounded wait, SIGKILL; then forget it, so that the cleanup never signals a
+# process that was given the same id later.
 stop() {
+    local p keep=()
     kill "$1" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+    for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    for p in ${PIDS[@]+"${PIDS[@]}"}; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=(${keep[@]+"${keep[@]}"})
 }
 
 WRITES_BIN="${WRITES_BIN:-}"
@@ -217,27 +227,35 @@ done
 [ -z "$DR_PID" ] || stop "$DR_PID"
 [ -z "$ST_PID" ] || stop "$ST_PID"
 
-# --- GC under load, on an empty stowage ---------------------------------------------
+# --- GC under load, each on an empty stowage ------------------------------------------
 if [ -x "$STOWAGE_BIN" ]; then
-    if start_stowage stowage-gc; then
-        run_writes stowage gc-get "$ST_URL" $((GC_MAX + 600)) --blobs "$BLOBS" --gc-max-secs "$GC_MAX" \
-            --pid "$ST_PID" --user "$ST_USER" --repo "$ST_REPO"
-    fi
-    stop "$ST_PID"
+    for label in stowage stowage-paced; do
+        pace=()
+        if [ "$label" = stowage-paced ]; then
+            [ "$GC_RATE" != 0 ] || continue
+            pace=(--rate "$GC_RATE")
+        fi
+        if start_stowage "gc-$label"; then
+            run_writes "$label" gc-get "$ST_URL" $((GC_MAX + 600)) --blobs "$BLOBS" --gc-max-secs "$GC_MAX" \
+                --pid "$ST_PID" --user "$ST_USER" --repo "$ST_REPO" ${pace[@]+"${pace[@]}"}
+        fi
+        stop "$ST_PID"
+        rm -rf "$WORK/gc-$label"
+    done
 fi
 
 # --- summary -------------------------------------------------------------------
 echo
 echo "## Write path summary ($(nproc) cores, client on the same machine; $ROUNDS x ${SECS}s per mode and server, $BLOBS blobs for GC)"
 echo
-awk -F'\t' -v rounds="$ROUNDS" '
+awk -F'\t' -v rounds="$ROUNDS" -v gcrate="$GC_RATE" '
     # put/push lines: label mode clients ok/s p50 p99 errors cpu rss sequence
     $3 != "gc-get" {
         k = $2 SUBSEP $3; n[k]++; rate[k, n[k]] = $5; p99[k, n[k]] = $7; err[k] += $8
         if ($2 == "docker-registry" || $2 == "stowage") per_round[$3, n[k]] = per_round[$3, n[k]] " " $2 " " $5 "/s"
     }
     # gc-get: label gc-get clients blobs fill_s quiet_p99 gc_p99 ratio gc_s deleted cpu rss
-    $3 == "gc-get" { g = 1; gcl = $4; blobs = $5; fill = $6; q99 = $7; g99 = $8; gr = $9; gs = $10; del = $11 }
+    $3 == "gc-get" { g[$2] = 1; gcl[$2] = $4; blobs[$2] = $5; fill[$2] = $6; q99[$2] = $7; g99[$2] = $8; gr[$2] = $9; gs[$2] = $10; del[$2] = $11 }
     # median of the numeric values a[k, 1..n[k]] ("-" if none)
     function median(a, k,   i, j, m, v, t) {
         m = 0
@@ -254,6 +272,16 @@ awk -F'\t' -v rounds="$ROUNDS" '
         if (r == "-") return "-"
         return sprintf("%.0f/s (p99 %.1f ms%s)", r, median(p99, k), err[k] > 0 ? ", " err[k] " errors" : "")
     }
+    function gcrow(l, how,   r) {
+        if (!g[l]) {
+            if (l == "stowage") print "| manifest GET p99 under GC | - | - | - | <= 2x | not measured |"
+            return
+        }
+        r = gr[l]
+        printf "| manifest GET p99, %s clients, %s: quiet -> while GC runs over %s blobs | - | %s -> %s ms | %s (under GC / quiet) | <= 2x | %s |\n", \
+            gcl[l], how, blobs[l], q99[l], g99[l], (r == "-" ? "-" : r "x"), (r == "-" ? "not measured" : (r + 0 <= 2 ? "met" : "NOT met"))
+        printf "| GC in that run: duration, blobs deleted (the fill took %s s) | - | %s s, %s | | | |\n", fill[l], gs[l], del[l]
+    }
     function row(name, mode, want,   d, s, r) {
         d = "docker-registry" SUBSEP mode; s = "stowage" SUBSEP mode; r = ratio(median(rate, s), median(rate, d))
         printf "| %s | %s | %s | %s | >= %dx | %s |\n", name, res(d), res(s), r, want, verdict(r, want)
@@ -265,13 +293,9 @@ awk -F'\t' -v rounds="$ROUNDS" '
         row("4 KiB blob push, 64 clients, POST + PUT ?digest= on both", "small-push", 5)
         k = "stowage-monolithic" SUBSEP "small-push"
         if (n[k]) printf "| same, monolithic POST ?digest= (Distribution 2.8 answers it with 202) | - | %s | | | |\n", res(k)
-        if (g) {
-            printf "| manifest GET p99, %s clients: quiet -> while GC runs over %s blobs | - | %s -> %s ms | %s (under GC / quiet) | <= 2x | %s |\n", \
-                gcl, blobs, q99, g99, (gr == "-" ? "-" : gr "x"), (gr == "-" ? "not measured" : (gr + 0 <= 2 ? "met" : "NOT met"))
-            printf "| GC: duration, blobs deleted (the fill took %s s) | - | %s s, %s | | | |\n", fill, gs, del
-        } else {
-            print "| manifest GET p99 under GC | - | - | - | <= 2x | not measured |"
-        }
+        gcrow("stowage", "closed loop")
+        gcrow("stowage-paced", "paced at " gcrate " req/s")
+
         print ""
         print "Rates and p99 are medians over " rounds " round(s); errors are summed. Each round:"
         for (i = 1; i <= rounds; i++)

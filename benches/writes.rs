@@ -5,7 +5,7 @@
 //! cargo bench --bench writes -- --mode small-push   --url http://127.0.0.1:PORT [--clients 64] [--monolithic]
 //! cargo bench --bench writes -- --mode gc-get       --url http://127.0.0.1:PORT --user admin:PW [--blobs N]
 //!     common: [--quick] [--label NAME] [--seconds N] [--pid SERVER_PID] [--repo NAME]
-//!             [--user USER:PASSWORD] [--timeout-secs N]
+//!             [--user USER:PASSWORD] [--timeout-secs N] [--rate REQUESTS_PER_SECOND]
 //! ```
 //!
 //! Without `--url` it measures nothing, prints a note and exits 0 (so that
@@ -46,6 +46,11 @@
 //!   quiet windows pooled: on a shared machine the p99 of one window of a few
 //!   seconds moves by 2-3x from one window to the next, and a window on each
 //!   side of the collection keeps a drift from being read as its effect.
+//!
+//! `--rate R` paces every load loop at R requests/s over all its clients (the
+//! fill excepted) and counts each latency from when the request was due, so
+//! a stall shows in the percentiles instead of merely thinning the load; a
+//! closed loop at saturation (the default) hides stalls that way.
 //!
 //! `--pid` adds the server's CPU seconds (utime+stime) over the mode and its
 //! peak RSS (VmHWM, the peak over the process's life so far).
@@ -116,6 +121,7 @@ struct Args {
     blobs: Option<usize>,
     gc_max_secs: u64,
     monolithic: bool,
+    rate: Option<f64>,
 }
 
 fn parse_args() -> Res<Args> {
@@ -133,6 +139,7 @@ fn parse_args() -> Res<Args> {
         blobs: None,
         gc_max_secs: 600,
         monolithic: false,
+        rate: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(raw) = it.next() {
@@ -160,6 +167,7 @@ fn parse_args() -> Res<Args> {
             "--blobs" => a.blobs = Some(num("--blobs", value("--blobs")?)?),
             "--gc-max-secs" => a.gc_max_secs = num("--gc-max-secs", value("--gc-max-secs")?)?,
             "--monolithic" => a.monolithic = true,
+            "--rate" => a.rate = Some(num("--rate", value("--rate")?)?).filter(|r: &f64| *r > 0.0),
             // Anything else (`--bench`, filters...) comes from cargo or libtest: ignore it.
             _ => {}
         }
@@ -237,6 +245,8 @@ struct Ctx {
     blobs: usize,
     gc_max: Duration,
     monolithic: bool,
+    /// Requests per second over all clients of a load loop; `None`: each sends as fast as it can.
+    rate: Option<f64>,
     setup: Client,
 }
 
@@ -267,6 +277,7 @@ impl Ctx {
             blobs: args.blobs.unwrap_or(if args.quick { 20_000 } else { 100_000 }),
             gc_max: Duration::from_secs(args.gc_max_secs),
             monolithic: args.monolithic,
+            rate: args.rate,
         };
         ctx.setup = ctx.client(Duration::from_secs(args.timeout_secs))?;
         Ok(ctx)
@@ -298,6 +309,13 @@ impl Ctx {
             return Err(format!("GET /v2/ answered {} (wrong or missing --user?)", r.status()));
         }
         Ok(())
+    }
+
+    fn pacing(&self) -> String {
+        match self.rate {
+            None => "closed loop: each client sends its next request when the last is answered".to_owned(),
+            Some(r) => format!("paced: {r:.0} requests/s over all clients, latency counted from when each was due"),
+        }
     }
 
     fn server_cpu(&self) -> Option<f64> {
@@ -446,17 +464,32 @@ impl Samples {
 }
 
 /// Runs `clients` tasks, each looping `op` on its own connection until `stop`.
+///
+/// With `--rate`, each task sends on a fixed schedule (the tasks staggered evenly) and a latency
+/// counts from when the request was due, not from when it went out: a server that stalls then
+/// shows the whole stall in every request that waited behind it, instead of merely receiving
+/// fewer requests (coordinated omission).
 async fn load(ctx: &Ctx, op: Op, clients: usize, stop: Stop) -> Res<Samples> {
     let op = Arc::new(op);
     let started = Instant::now();
+    let interval = ctx.rate.map(|r| Duration::from_secs_f64(clients as f64 / r));
     let mut tasks = Vec::with_capacity(clients);
     for i in 0..clients {
         let (op, stop, client) = (op.clone(), stop.clone(), ctx.client(REQUEST_TIMEOUT)?);
+        let mut due = interval.map(|iv| started + iv.mul_f64(i as f64 / clients as f64));
         tasks.push(tokio::spawn(async move {
             let mut rng = seed(i as u64);
             let mut s = Samples::default();
             while !stop.done() {
-                let t = Instant::now();
+                let t = match (due.as_mut(), interval) {
+                    (Some(d), Some(iv)) => {
+                        tokio::time::sleep_until((*d).into()).await;
+                        let t = *d;
+                        *d += iv;
+                        t
+                    }
+                    _ => Instant::now(),
+                };
                 match op.once(&client, &mut rng).await {
                     Ok(()) => s.latencies.push(t.elapsed()),
                     Err(e) => {
@@ -556,6 +589,7 @@ async fn monolithic_supported(ctx: &Ctx, uploads: &Url) -> Res<bool> {
 }
 
 fn rate_row(ctx: &Ctx, mode: Mode, s: &Samples, cpu: Option<f64>, seq: &str, mut notes: Vec<String>) -> String {
+    notes.push(ctx.pacing());
     notes.extend(s.error_note());
     let rss = ctx.pid.and_then(peak_rss_mib);
     let cells = [
@@ -601,10 +635,11 @@ async fn gc_get(ctx: &Ctx) -> Res<String> {
     let (filled, fill_errors) = fill(ctx, &fill_repo).await?;
     let fill_s = t.elapsed().as_secs_f64();
     eprintln!("writes: filled {filled} blobs of 4 KiB in {fill_s:.1}s ({:.0}/s)", filled as f64 / fill_s);
-    let mut notes = vec![format!(
+    let mut notes = vec![format!("manifest GET load: {}", ctx.pacing())];
+    notes.push(format!(
         "fill: {filled} x 4 KiB monolithic POSTs, {FILL_CLIENTS} clients, {fill_s:.1}s ({:.0}/s)",
         filled as f64 / fill_s
-    )];
+    ));
     notes.extend(fill_errors.error_note().map(|n| format!("fill: {n}")));
     let t = Instant::now();
     purge_repository(ctx, &fill_repo).await?;
