@@ -9,11 +9,17 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::io::IoBackend;
 use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 pub struct BlobStore {
     root: PathBuf,
+    /// Directories under `root` whose entry in their parent this process has made durable. A
+    /// directory that merely exists may have been made by a concurrent commit whose parent fsync
+    /// has not returned yet, or by an earlier run that crashed before it.
+    durable_dirs: Mutex<HashSet<PathBuf>>,
 }
 
 /// Whether a commit stored new bytes or found them already present.
@@ -25,7 +31,7 @@ pub enum Committed {
 
 impl BlobStore {
     pub fn new(root: PathBuf) -> BlobStore {
-        BlobStore { root }
+        BlobStore { root, durable_dirs: Mutex::new(HashSet::new()) }
     }
 
     pub fn root(&self) -> &Path {
@@ -47,14 +53,8 @@ impl BlobStore {
             return Ok(Committed::AlreadyPresent);
         }
         let dir = dest.parent().ok_or_else(|| Error::io(&dest, std::io::Error::other("blob path has no parent")))?;
-        if !dir.exists() {
-            crate::create_private_dir(dir).map_err(|e| Error::io(dir, e))?;
-            // The new directory entry lives in the algorithm directory: make it durable too.
-            if let Some(parent) = dir.parent() {
-                io.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
-            }
-        }
-        match std::fs::hard_link(temp, &dest) {
+        self.make_dir_durable(io, dir)?;
+        match io.hard_link(temp, &dest) {
             Ok(()) => {}
             // A concurrent commit of the same bytes won.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Committed::AlreadyPresent),
@@ -62,6 +62,26 @@ impl BlobStore {
         }
         io.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
         Ok(Committed::New)
+    }
+
+    /// Makes `dir` (the two-hex directory) and the algorithm directory above it exist durably:
+    /// each level not yet known durable is created if missing and its parent fsynced, once per
+    /// directory and process. Without this the blob's name could vanish with its directory.
+    fn make_dir_durable(&self, io: &dyn IoBackend, dir: &Path) -> Result<()> {
+        let rel =
+            dir.strip_prefix(&self.root).map_err(|_| Error::io(dir, std::io::Error::other("outside the store")))?;
+        let mut level = self.root.clone();
+        for part in rel.components() {
+            level.push(part);
+            if self.durable_dirs.lock().contains(&level) {
+                continue;
+            }
+            io.create_dir_all(&level).map_err(|e| Error::io(&level, e))?;
+            let parent = level.parent().unwrap_or(&self.root);
+            io.sync_dir(parent).map_err(|e| Error::io(parent, e))?;
+            self.durable_dirs.lock().insert(level.clone());
+        }
+        Ok(())
     }
 
     /// The whole blob, or `start..=end` of it, as one zero-copy `Bytes` over a read-only mapping.
@@ -97,10 +117,11 @@ impl BlobStore {
         Ok(Bytes::from_owner(map))
     }
 
-    /// Removes a blob file (garbage collection). Missing files are fine.
-    pub fn remove(&self, digest: &Digest) -> Result<()> {
+    /// Removes a blob file (garbage collection). Missing files are fine. Not made durable: a file
+    /// that comes back after a crash has no record and is an orphan for the next collection.
+    pub fn remove(&self, io: &dyn IoBackend, digest: &Digest) -> Result<()> {
         let path = self.path(digest);
-        match std::fs::remove_file(&path) {
+        match io.remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(&path, e)),

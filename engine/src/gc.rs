@@ -2,11 +2,19 @@
 //!
 //! Mark: every blob linked to a repository, and every digest a stored manifest references (config,
 //! layers, child manifests, subject). Keep as well anything younger than the grace window, which
-//! covers blobs committed but not yet referenced by the manifest push that follows. Sweep each
-//! candidate under the exclusive side of `gc_lock` after re-checking it, so a commit, mount or
-//! manifest push (which hold the shared side) can never race a deletion. Upload files are not
-//! blobs and are never swept here; idle uploads expire separately. Files under `blobs/` that have no
-//! index record (a crash between rename and index write) are removed once older than the grace window.
+//! covers blobs committed but not yet referenced by the manifest push that follows.
+//!
+//! Sweep, one group of candidates at a time: under the exclusive side of `gc_lock` (which commits,
+//! mounts and manifest pushes hold shared while they check and apply), re-check each candidate and
+//! apply one batch forgetting those still unreferenced; release the lock; wait for the group
+//! flush that makes the forget durable; only then remove the files. The lock is never held across
+//! an fsync, so pushes stall at most for one group's re-checks. Until a file is removed its digest
+//! sits in `gc_deleting`, so a commit of the same bytes waits instead of linking a file about to go.
+//! A crash before the removal leaves an orphan file (swept below), never a record without its file.
+//!
+//! Upload files are not blobs and are never swept here; idle uploads expire separately. Files
+//! under `blobs/` that have no index record (a crash between link and index write) are removed
+//! once older than the grace window.
 
 use crate::digest::Digest;
 use crate::error::Result;
@@ -14,6 +22,23 @@ use crate::index::catalog::{now_secs, BlobRecord, ManifestRecord};
 use crate::index::Tree;
 use crate::Inner;
 use std::collections::HashSet;
+
+/// Takes digests out of `gc_deleting` and wakes the commits waiting on them, also when the sweep
+/// of a group fails half-way.
+struct Deleting<'a> {
+    inner: &'a Inner,
+    digests: Vec<Digest>,
+}
+
+impl Drop for Deleting<'_> {
+    fn drop(&mut self) {
+        let mut set = self.inner.gc_deleting.lock();
+        for d in &self.digests {
+            set.remove(d);
+        }
+        self.inner.gc_deleted.notify_all();
+    }
+}
 
 /// What a collection did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -25,8 +50,8 @@ pub struct GcReport {
     pub orphan_files_deleted: u64,
 }
 
-/// Candidates are deleted in groups of this many per hold of the exclusive lock, so pushes wait
-/// at most one group's deletions.
+/// Candidates are re-checked and forgotten in groups of this many per hold of the exclusive lock
+/// (one index batch, one flush), so pushes wait at most for one group's re-checks.
 const SWEEP_GROUP: usize = 64;
 
 pub(crate) fn run(inner: &Inner) -> Result<GcReport> {
@@ -66,22 +91,35 @@ pub(crate) fn run(inner: &Inner) -> Result<GcReport> {
         }
     }
     for group in candidates.chunks(SWEEP_GROUP) {
-        let _x = inner.gc_lock.write();
-        for d in group {
-            // Re-check under the lock: a mount or push may have linked it since the mark.
-            if cat.blob_is_linked_anywhere(d)? || cat.blob_is_referenced(d)? {
+        let (forgotten, pending) = {
+            let _x = inner.gc_lock.write();
+            let mut doomed = Vec::new();
+            for d in group {
+                // Re-check under the lock: a mount or push may have linked it since the mark.
+                if cat.blob_is_linked_anywhere(d)? || cat.blob_is_referenced(d)? {
+                    continue;
+                }
+                let Some(rec) = cat.blob(d)? else { continue };
+                if rec.created >= grace_cutoff {
+                    continue;
+                }
+                doomed.push(d.clone());
+            }
+            if doomed.is_empty() {
                 continue;
             }
-            let Some(rec) = cat.blob(d)? else { continue };
-            if rec.created >= grace_cutoff {
-                continue;
-            }
-            // Forget first: a crash after this leaves an orphan file (swept later), never a record
-            // pointing at a missing file.
-            cat.forget_blob(d)?;
-            inner.blobs.remove(d)?;
+            let (forgotten, pending) = cat.forget_blobs_pending(&doomed)?;
+            inner.gc_deleting.lock().extend(forgotten.iter().map(|(d, _)| d.clone()));
+            (forgotten, pending)
+        };
+        let _deleting = Deleting { inner, digests: forgotten.iter().map(|(d, _)| d.clone()).collect() };
+        // Forget durably first: a crash after this leaves an orphan file (swept later), never a
+        // record pointing at a missing file.
+        cat.wait(pending)?;
+        for (d, size) in &forgotten {
+            inner.blobs.remove(inner.io.as_ref(), d)?;
             report.blobs_deleted += 1;
-            report.bytes_freed += rec.size;
+            report.bytes_freed += size;
         }
     }
     let mut orphans = Vec::new();
@@ -91,11 +129,14 @@ pub(crate) fn run(inner: &Inner) -> Result<GcReport> {
             orphans.push(d);
         }
     })?;
-    for d in orphans {
+    for group in orphans.chunks(SWEEP_GROUP) {
+        // No record, so no flush: checking and removing under the lock is short.
         let _x = inner.gc_lock.write();
-        if cat.blob(&d)?.is_none() {
-            inner.blobs.remove(&d)?;
-            report.orphan_files_deleted += 1;
+        for d in group {
+            if cat.blob(d)?.is_none() {
+                inner.blobs.remove(inner.io.as_ref(), d)?;
+                report.orphan_files_deleted += 1;
+            }
         }
     }
     tracing::info!(?report, "garbage collection finished");

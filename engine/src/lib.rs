@@ -4,7 +4,13 @@
 //!
 //! It knows nothing of HTTP: the daemon calls typed methods and maps [`Error`] to responses in one
 //! place. Durability contract (DESIGN.md section 4): when a commit returns Ok, the blob's file was
-//! fsynced, linked into place, its directory fsynced, and the index write flushed.
+//! fsynced, linked into place, its directory fsynced, and the index write flushed. A failed fsync
+//! of either kind poisons the engine (every later write is refused).
+//!
+//! Threads: the synchronous write methods (of [`Engine`] and [`Catalog`]) block the calling thread
+//! until the group flush of the index that covers their write, which with concurrent writers is
+//! shared by all of them. Call them from blocking threads: [`Engine::blocking`] is the short way
+//! from async code. The async methods (uploads) already do their disk work on blocking threads.
 
 pub mod blob_store;
 pub mod digest;
@@ -12,6 +18,7 @@ pub mod error;
 pub mod gc;
 pub mod index;
 pub mod io;
+pub(crate) mod poison;
 pub mod upload;
 
 pub use digest::{Algorithm, Digest, DigestError};
@@ -23,8 +30,9 @@ use blob_store::{BlobStore, Committed};
 use bytes::Bytes;
 use index::catalog::now_secs;
 use io::{IoBackend, IoChoice};
-use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
+use parking_lot::{Condvar, Mutex, RwLock};
+use poison::Poison;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,12 +111,18 @@ pub(crate) struct Inner {
     pub(crate) catalog: Catalog,
     pub(crate) blobs: BlobStore,
     pub(crate) uploads_dir: PathBuf,
-    poisoned: Mutex<Option<String>>,
+    /// Shared with the catalog: a failed blob fsync or index flush stops both.
+    poison: Arc<Poison>,
     pub(crate) sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
     /// Held shared by everything that creates a reference to a blob (commit, mount, manifest
     /// push) and exclusively by GC while it deletes, so GC never removes a blob between another
     /// operation's check and its write.
     pub(crate) gc_lock: RwLock<()>,
+    /// Blobs GC has forgotten (applied, maybe not yet durable) whose files it has not removed yet.
+    /// GC removes files only after the forget is durable and without holding `gc_lock`, so a
+    /// commit of the same bytes in that window must wait rather than link the doomed file.
+    pub(crate) gc_deleting: Mutex<HashSet<Digest>>,
+    pub(crate) gc_deleted: Condvar,
 }
 
 /// The engine. Cheap to clone.
@@ -119,24 +133,18 @@ pub struct Engine {
 
 impl Inner {
     pub(crate) fn check_poisoned(&self) -> Result<()> {
-        match &*self.poisoned.lock() {
-            Some(why) => Err(Error::Poisoned(why.clone())),
-            None => Ok(()),
-        }
+        self.poison.check()
     }
 
     /// Records a failed fsync: from now on every write is refused.
     pub(crate) fn poison(&self, path: &Path, e: std::io::Error) -> Error {
-        let why = format!("fsync of {} failed: {e}", path.display());
-        tracing::error!(%why, "storage poisoned");
-        self.poisoned.lock().get_or_insert(why.clone());
-        Error::Poisoned(why)
+        self.poison.set(format!("fsync of {} failed: {e}", path.display()))
     }
 
     /// Drops an upload's file and record. Best effort: leftovers are removed at the next start.
     pub(crate) fn discard_upload(&self, id: &str, recorded: bool) {
         let path = upload_path(&self.uploads_dir, id);
-        if let Err(e) = std::fs::remove_file(&path) {
+        if let Err(e) = self.io.remove_file(&path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(path = %path.display(), error = %e, "could not remove upload file");
             }
@@ -148,20 +156,41 @@ impl Inner {
         }
     }
 
-    /// Moves a synced temp file into the store and records it, linked to `repo`.
+    /// Moves a synced temp file into the store and records it, linked to `repo`. Blocks until the
+    /// record is durable.
     pub(crate) fn commit_blob(&self, temp: &Path, digest: &Digest, size: u64, repo: &str) -> Result<BlobInfo> {
-        let _gc = self.gc_lock.read();
-        let repo_id =
-            self.catalog.repo_by_name(repo)?.map(|r| r.id).ok_or_else(|| Error::RepositoryUnknown(repo.to_string()))?;
-        let committed = match self.blobs.commit(self.io.as_ref(), temp, digest) {
-            Err(Error::Io { path, source }) if path != temp && source.kind() != std::io::ErrorKind::NotFound => {
-                // A failed directory fsync: the link's durability is unknown.
-                return Err(self.poison(&path, source));
-            }
-            other => other?,
+        let (committed, new_record, pending) = {
+            let _gc = self.gc_lock.read();
+            let repo_id = self
+                .catalog
+                .repo_by_name(repo)?
+                .map(|r| r.id)
+                .ok_or_else(|| Error::RepositoryUnknown(repo.to_string()))?;
+            self.wait_not_being_deleted(digest);
+            let committed = match self.blobs.commit(self.io.as_ref(), temp, digest) {
+                Err(Error::Io { path, source }) if path != temp && source.kind() != std::io::ErrorKind::NotFound => {
+                    // A failed directory fsync: the link's durability is unknown.
+                    return Err(self.poison(&path, source));
+                }
+                other => other?,
+            };
+            let (new_record, pending) = self.catalog.record_blob_pending(digest, size, Some(repo_id))?;
+            (committed, new_record, pending)
         };
-        let new_record = self.catalog.record_blob(digest, size, Some(repo_id))?;
+        // Wait for the flush without the GC lock: GC's next exclusive section need not queue
+        // behind this fsync. The record is applied, so GC already sees the blob as linked.
+        self.catalog.wait(pending)?;
         Ok(BlobInfo { digest: digest.clone(), size, new: committed == Committed::New || new_record })
+    }
+
+    /// Blocks while GC is removing the file of `digest`. Called with `gc_lock` held shared, so GC
+    /// cannot start removing it again meanwhile; GC removes files without that lock, so this
+    /// cannot deadlock.
+    fn wait_not_being_deleted(&self, digest: &Digest) {
+        let mut deleting = self.gc_deleting.lock();
+        while deleting.contains(digest) {
+            self.gc_deleted.wait(&mut deleting);
+        }
     }
 }
 
@@ -170,11 +199,13 @@ impl Engine {
     /// each recorded upload is cut back to its recorded durable offset; files with no record
     /// (one-shot uploads interrupted by a crash) are removed.
     pub fn open(cfg: EngineConfig) -> Result<Engine> {
-        // sled would create these with the process's default mode: make them private first.
+        // Before sled creates `index/` in it: a new data directory must be durable first. sled
+        // would create `index/` with the process's default mode: make it (private) first.
+        let io = io::choose(cfg.io, cfg.io_queue_depth).map_err(|e| Error::io(&cfg.data_dir, e))?;
         let index_dir = cfg.data_dir.join("index");
-        create_private_dir(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
-        let index = index::sled_index::SledIndex::open(&cfg.data_dir.join("index"), cfg.index_cache_bytes)?;
-        Engine::open_with(cfg, Arc::new(index), None)
+        io::create_dir_durable(io.as_ref(), &index_dir).map_err(|e| Error::io(&index_dir, e))?;
+        let index = index::sled_index::SledIndex::open(&index_dir, cfg.index_cache_bytes)?;
+        Engine::open_with(cfg, Arc::new(index), Some(io))
     }
 
     /// Like [`Engine::open`] with a given index and, optionally, I/O backend (tests inject faults).
@@ -185,22 +216,27 @@ impl Engine {
     ) -> Result<Engine> {
         let blobs_dir = cfg.data_dir.join("blobs");
         let uploads_dir = cfg.data_dir.join("uploads");
-        for d in [&cfg.data_dir, &blobs_dir, &uploads_dir] {
-            create_private_dir(d).map_err(|e| Error::io(d, e))?;
-        }
         let io = match io {
             Some(io) => io,
             None => io::choose(cfg.io, cfg.io_queue_depth).map_err(|e| Error::io(&cfg.data_dir, e))?,
         };
+        for d in [&cfg.data_dir, &blobs_dir, &uploads_dir] {
+            // A data directory whose `blobs/` vanished at power loss would lose every blob. New
+            // levels are private (`IoBackend::create_dir_all`).
+            io::create_dir_durable(io.as_ref(), d).map_err(|e| Error::io(d, e))?;
+        }
         tracing::info!(io = io.name(), index = index.name(), data_dir = %cfg.data_dir.display(), "blob engine open");
+        let poison = Arc::new(Poison::default());
         let inner = Inner {
             io,
-            catalog: Catalog::new(index),
+            catalog: Catalog::with_poison(index, poison.clone()),
             blobs: BlobStore::new(blobs_dir),
             uploads_dir,
-            poisoned: Mutex::new(None),
+            poison,
             sessions: Mutex::new(HashMap::new()),
             gc_lock: RwLock::new(()),
+            gc_deleting: Mutex::new(HashSet::new()),
+            gc_deleted: Condvar::new(),
             cfg,
         };
         let engine = Engine { inner: Arc::new(inner) };
@@ -231,9 +267,14 @@ impl Engine {
             if std::fs::metadata(&path).map(|m| std::os::unix::fs::MetadataExt::nlink(&m) > 1).unwrap_or(false) {
                 let copy = inner.uploads_dir.join(format!("{}.unshare", rec.id));
                 let unshare = || -> std::io::Result<()> {
-                    std::fs::copy(&path, &copy)?;
-                    std::fs::File::open(&copy)?.sync_all()?;
-                    std::fs::rename(&copy, &path)
+                    if copy.exists() {
+                        inner.io.remove_file(&copy)?;
+                    }
+                    let mut dst = inner.io.open_or_create(&copy)?;
+                    std::io::copy(&mut std::fs::File::open(&path)?, &mut dst)?;
+                    inner.io.sync_file(&dst)?;
+                    inner.io.rename(&copy, &path)?;
+                    inner.io.sync_dir(&inner.uploads_dir)
                 };
                 unshare().map_err(|e| Error::io(&path, e))?;
             }
@@ -247,6 +288,11 @@ impl Engine {
                 recorded: true,
                 started: rec.started,
                 gone: false,
+                file_busy: Default::default(),
+                // An offset above zero was recorded only after `uploads/` was fsynced. Otherwise
+                // the file may never have been made durable, even if it is here after a clean
+                // restart.
+                dir_entry_durable: rec.offset > 0,
             };
             inner.sessions.lock().insert(rec.id, Arc::new(tokio::sync::Mutex::new(session)));
         }
@@ -254,7 +300,7 @@ impl Engine {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !known.contains(&name) {
-                let _ = std::fs::remove_file(entry.path());
+                let _ = inner.io.remove_file(&entry.path());
             }
         }
         Ok(())
@@ -304,6 +350,8 @@ impl Engine {
             recorded: true,
             started,
             gone: false,
+            file_busy: Default::default(),
+            dir_entry_durable: false,
         };
         self.inner.sessions.lock().insert(id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
         Ok(UploadStatus { id, repo: repo.to_string(), owner: owner.to_string(), offset: 0 })
@@ -358,6 +406,9 @@ impl Engine {
             recorded: false,
             started: now_secs(),
             gone: false,
+            file_busy: Default::default(),
+            // Never resumed, so its name in `uploads/` need not survive a crash.
+            dir_entry_durable: true,
         };
         let s = Arc::new(tokio::sync::Mutex::new(session));
         self.inner.sessions.lock().insert(id, s.clone());
@@ -426,16 +477,21 @@ impl Engine {
         w.finish(digest).await
     }
 
-    /// Links an already stored blob into another repository (cross-repository mount).
+    /// Links an already stored blob into another repository (cross-repository mount). Blocks
+    /// until the link is durable.
     pub fn mount_blob(&self, repo_id: u64, digest: &Digest) -> Result<()> {
         self.inner.check_poisoned()?;
-        let _gc = self.inner.gc_lock.read();
-        self.inner.catalog.link_blob(repo_id, digest)
+        let pending = {
+            let _gc = self.inner.gc_lock.read();
+            self.inner.catalog.link_blob_pending(repo_id, digest)?
+        };
+        self.inner.catalog.wait(pending)
     }
 
     /// Records a manifest whose bytes were stored with [`Engine::put_small_blob`], after checking
     /// that every referenced blob or child manifest is linked to the repository. Returns the
-    /// digests that are missing, if any, and records nothing then.
+    /// digests that are missing, if any, and records nothing then. Blocks until the record is
+    /// durable (the group flush).
     pub fn put_manifest(
         &self,
         repo_id: u64,
@@ -444,17 +500,24 @@ impl Engine {
         tag: Option<(&str, &str)>,
     ) -> Result<Vec<Digest>> {
         self.inner.check_poisoned()?;
-        let _gc = self.inner.gc_lock.read();
-        let mut missing = Vec::new();
-        for r in &rec.refs {
-            if !self.inner.catalog.is_linked(repo_id, r)? {
-                missing.push(r.clone());
+        let pending = {
+            // Shared GC exclusion from the link check to the apply: GC cannot delete a blob
+            // between them. Released before the flush, once the references are applied (GC
+            // reads applied state, so it sees them).
+            let _gc = self.inner.gc_lock.read();
+            let mut missing = Vec::new();
+            for r in &rec.refs {
+                if !self.inner.catalog.is_linked(repo_id, r)? {
+                    missing.push(r.clone());
+                }
             }
-        }
-        if missing.is_empty() {
-            self.inner.catalog.put_manifest(repo_id, digest, rec, tag)?;
-        }
-        Ok(missing)
+            if !missing.is_empty() {
+                return Ok(missing);
+            }
+            self.inner.catalog.put_manifest_pending(repo_id, digest, rec, tag)?
+        };
+        self.inner.catalog.wait(pending)?;
+        Ok(Vec::new())
     }
 
     /// Bytes of blobs linked to each repository of `project`, and their sum.
@@ -478,5 +541,18 @@ impl Engine {
     /// Runs garbage collection (blocking). See [`gc`].
     pub fn collect_garbage(&self) -> Result<gc::GcReport> {
         gc::run(&self.inner)
+    }
+
+    /// Runs `f` with this engine on tokio's blocking pool and awaits it: the way for async code
+    /// to call the synchronous write methods, which block their thread until the group flush of
+    /// the index (and take locks), without stalling a reactor thread. Concurrent calls share
+    /// flushes, so many of them in flight is the fast path, not a problem.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&Engine) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || f(&engine)).await.map_err(|_| Error::WriterGone)?
     }
 }

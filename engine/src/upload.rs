@@ -17,9 +17,8 @@ use crate::index::catalog::{now_secs, UploadRecord};
 use crate::io::BlobWriter;
 use crate::Inner;
 use bytes::Bytes;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::{mpsc, OwnedMutexGuard};
@@ -39,6 +38,16 @@ pub(crate) struct Session {
     pub started: i64,
     /// Set when the session was finished or cancelled while a caller waited on its lock.
     pub gone: bool,
+    /// Held by a request's writer worker for as long as it runs. A request whose client went
+    /// away drops its [`UploadWriter`], and with it the session lock, while the worker may still
+    /// be writing chunks already queued; the next request's worker takes this first, so it never
+    /// truncates and rewrites the file while a stale worker still writes into it (the stored
+    /// bytes would then differ from the bytes hashed).
+    pub file_busy: Arc<parking_lot::Mutex<()>>,
+    /// Whether the upload file's name in `uploads/` is known durable. fdatasync of the file does
+    /// not make its directory entry durable: until `uploads/` is fsynced once, power loss may drop
+    /// the file and with it every chunk acknowledged so far.
+    pub dir_entry_durable: bool,
 }
 
 /// Start kernel writeback after this many new bytes, so the disk writes while data streams in and
@@ -72,22 +81,18 @@ pub(crate) fn upload_path(dir: &Path, id: &str) -> PathBuf {
 impl UploadWriter {
     pub(crate) fn start(inner: Arc<Inner>, session: OwnedMutexGuard<Session>) -> Result<UploadWriter> {
         let path = upload_path(&inner.uploads_dir, &session.id);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(crate::FILE_MODE)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = inner.io.open_or_create(&path).map_err(|e| Error::io(&path, e))?;
         let offset = session.offset;
         let mut session = session;
         let hasher = session.hasher.take();
         let io = inner.io.clone();
+        let busy = session.file_busy.clone();
         let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
         let worker = tokio::task::spawn_blocking(move || -> Result<WorkerDone> {
+            // Declared first, so released last: after every write of this worker is done.
+            let _busy = busy.lock();
             // Drop whatever a failed earlier request left past the durable offset.
-            file.set_len(offset).map_err(|e| Error::io(&path, e))?;
+            io.set_len(&file, offset).map_err(|e| Error::io(&path, e))?;
             let mut hasher = match hasher {
                 Some(h) => h,
                 None => rehash(&file, offset, Algorithm::Sha256).map_err(|e| Error::io(&path, e))?,
@@ -162,10 +167,15 @@ impl UploadWriter {
         let inner = self.inner.clone();
         let (id, repo, started) = (self.session.id.clone(), self.session.repo.clone(), self.session.started);
         let owner = self.session.owner.clone();
+        let dir_entry_durable = self.session.dir_entry_durable;
         let WorkerDone { hasher, mut writer, end } = done;
         let path = upload_path(&inner.uploads_dir, &id);
         let writer_back = tokio::task::spawn_blocking(move || -> Result<Box<dyn BlobWriter>> {
             writer.sync().map_err(|e| inner.poison(&path, e))?;
+            if !dir_entry_durable {
+                // Before the offset is recorded: a recorded offset must always find its file.
+                inner.io.sync_dir(&inner.uploads_dir).map_err(|e| inner.poison(&inner.uploads_dir, e))?;
+            }
             inner.catalog.put_upload(&UploadRecord { id, repo, offset: end, started, updated: now_secs(), owner })?;
             Ok(writer)
         })
@@ -176,6 +186,7 @@ impl UploadWriter {
                 self.session.offset = end;
                 self.session.hasher = Some(hasher);
                 self.session.recorded = true;
+                self.session.dir_entry_durable = true;
                 Ok(end)
             }
             Err(e) => {

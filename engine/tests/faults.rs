@@ -1,6 +1,7 @@
-//! Disk faults injected through the I/O seam (`io::fault::Faulty`), on both backends: a failed write
-//! (EIO, ENOSPC) is a typed error that commits nothing and leaves the upload resumable from its
-//! durable offset; a failed fsync poisons the engine, which then refuses every write.
+//! Disk faults injected through the I/O seam (`io::fault::Faulty`) and the index seam
+//! (`index::fault::FaultyIndex`), on both backends: a failed write (EIO, ENOSPC) is a typed error
+//! that commits nothing and leaves the upload resumable from its durable offset; a failed fsync of
+//! a blob, a directory or the index poisons the engine, which then refuses every write.
 #![allow(clippy::unwrap_used)]
 
 #[macro_use]
@@ -10,6 +11,7 @@ use bytes::Bytes;
 use common::{append, blob_files, config, data, push, sha256, REPO};
 use std::path::Path;
 use std::sync::Arc;
+use stowage_engine::index::fault::{FaultyIndex, IndexFaultOp};
 use stowage_engine::index::sled_index::SledIndex;
 use stowage_engine::io::fault::{FaultOp, Faulty};
 use stowage_engine::io::IoChoice;
@@ -22,6 +24,7 @@ on_both_backends!(
     failed_chunk_fsync_poisons,
     failed_blob_fsync_poisons,
     failed_directory_fsync_poisons,
+    failed_index_flush_poisons,
 );
 
 /// An engine in `dir` whose I/O fails operation `nth` of kind `op` with `errno`.
@@ -29,6 +32,11 @@ fn faulty_engine(dir: &Path, io: IoChoice, op: FaultOp, nth: u64, errno: i32, st
     let cfg = config(dir, io);
     let backend = stowage_engine::io::choose(io, cfg.io_queue_depth).unwrap();
     let faulty = Faulty::new(backend, op, nth, errno, sticky);
+    // Made here so that opening fsyncs no new directory and the counts below start with the
+    // scenario's own operations.
+    for d in ["blobs", "uploads"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
     let index = SledIndex::open(&dir.join("index"), cfg.index_cache_bytes).unwrap();
     let engine = Engine::open_with(cfg, Arc::new(index), Some(Arc::new(faulty))).unwrap();
     let (repo, _) = engine.catalog().ensure_repo(REPO, common::PROJECT).unwrap();
@@ -168,4 +176,23 @@ async fn failed_directory_fsync_poisons(io: IoChoice) {
     // Not acknowledged, so not recorded (a file in blobs/ is at most an orphan for GC).
     assert_eq!(engine.stat_blob(&sha256(&bytes)).unwrap(), None);
     assert_poisoned(&engine, repo_id, "no-such-upload").await;
+}
+
+async fn failed_index_flush_poisons(io: IoChoice) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), io);
+    let backend = stowage_engine::io::choose(io, cfg.io_queue_depth).unwrap();
+    let sled = SledIndex::open(&dir.path().join("index"), cfg.index_cache_bytes).unwrap();
+    // Flush 1 records the repository; flush 2 is the blob record of the first push.
+    let index = Arc::new(FaultyIndex::new(Arc::new(sled)).fail(IndexFaultOp::Flush, 2, false));
+    let engine = Engine::open_with(cfg, index.clone(), Some(backend)).unwrap();
+    let (repo, _) = engine.catalog().ensure_repo(REPO, common::PROJECT).unwrap();
+    let bytes = data(25, 40_000);
+    let err = push(&engine, REPO, &bytes, 16_384).await.unwrap_err();
+    assert!(matches!(err, Error::Poisoned(ref why) if why.contains("index flush failed")), "{err:?}");
+    // The index flush failed on the blob side of the engine's gate too: every write path refuses.
+    let up = "no-such-upload";
+    assert_poisoned(&engine, repo.id, up).await;
+    assert!(matches!(engine.catalog().put(stowage_engine::index::Tree::Users, b"u", &1u64), Err(Error::Poisoned(_))));
+    assert_eq!(index.counts().1, 2, "no flush after the failed one");
 }

@@ -1,6 +1,7 @@
 //! Upload sessions end to end, on both I/O backends: chunked appends at offsets, status, cancel,
 //! finish with a right or wrong digest, sha512, one-shot pushes, deduplication, the size limit, a
-//! busy session, a restart in the middle of an upload, and expiry.
+//! busy session, a request abandoned while its chunks are still being written, a restart in the
+//! middle of an upload, and expiry.
 #![allow(clippy::unwrap_used)]
 
 #[macro_use]
@@ -22,6 +23,7 @@ on_both_backends!(
     identical_blobs_are_stored_once,
     size_limit_refuses_before_writing,
     concurrent_appends_are_refused,
+    abandoned_request_never_writes_into_the_next,
     upload_survives_a_restart,
     idle_uploads_expire,
 );
@@ -367,4 +369,27 @@ async fn idle_uploads_expire(io: IoChoice) {
     }
     assert_eq!(w.end_chunk().await.unwrap(), 0);
     assert_eq!(engine.upload_status(&busy.id).unwrap().offset, 0);
+}
+
+/// A client goes away mid-request: its writer is dropped with chunks still queued, and the next
+/// request (from the durable offset) starts at once. The stale request's worker must be done
+/// before the new one cuts the file back and writes, or the stored bytes would differ from the
+/// bytes hashed and a blob would be committed under a digest it does not have.
+async fn abandoned_request_never_writes_into_the_next(io: IoChoice) {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = open(config(dir.path(), io));
+    let up = engine.start_upload(REPO, "alice").unwrap();
+    let stale = Bytes::from(data(60, 1 << 20));
+    let mut w = engine.append(&up.id, Some(0)).await.unwrap();
+    // Enough queued that its worker is still hashing and writing when the next request starts.
+    for _ in 0..24 {
+        w.write(stale.clone()).await.unwrap();
+    }
+    drop(w);
+    let fresh = data(61, 100_000);
+    let mut w = engine.append(&up.id, Some(0)).await.unwrap();
+    w.write(Bytes::copy_from_slice(&fresh)).await.unwrap();
+    let info = w.finish(&sha256(&fresh)).await.unwrap();
+    assert_blob(&engine, &info.digest, &fresh);
+    assert_eq!(common::verify_blob_files(dir.path()), 1);
 }

@@ -12,13 +12,24 @@
 //! - `refs_by_blob`: referenced digest key ++ repo id ++ manifest key -> () (what GC re-checks)
 //! - `uploads`: upload id -> [`UploadRecord`]; `meta`: counter name -> u64
 //!
-//! Read-modify-write sequences take `write_lock`, so one process never interleaves them; a
+//! Writes are group-committed (see [`super::group`]): every write method applies its batch, then
+//! blocks the calling thread until an index flush shared with concurrent writers makes it durable,
+//! and only then returns. So call them from a blocking thread (`spawn_blocking`, or
+//! [`crate::Engine::blocking`]), never on an async reactor thread. Reads never block on a flush.
+//! Readers may see a write before its writer returns (before it is durable), as with any
+//! apply-then-flush store; anything a caller acknowledges after a write of its own is covered,
+//! because a flush makes every earlier write durable.
+//!
+//! Read-modify-write sequences take `write_lock` while they read and apply, never across the flush,
+//! so one process never interleaves them and they do not queue behind each other's fsyncs. A
 //! multi-node backend must replace that lock with its own transactions.
 
 use super::codec::{decode, encode};
+use super::group::{GroupCommit, Pending};
 use super::{Batch, Index, Tree};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::poison::Poison;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -103,8 +114,14 @@ fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
 
 const UNIT: &[u8] = b"";
 
+fn counter_key(name: &str) -> Vec<u8> {
+    cat(b"counter/", name.as_bytes())
+}
+
 pub struct Catalog {
     index: Arc<dyn Index>,
+    group: GroupCommit,
+    /// Held by read-modify-write sequences while they read and apply; never across a flush.
     write_lock: Mutex<()>,
     /// Bumped by every write, so callers can cache what they read and know exactly when it may
     /// be stale (any write at all, here or in the access model, invalidates).
@@ -112,8 +129,19 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// A catalog with a write gate of its own (tests, tools). The engine shares its gate with the
+    /// blob side through [`Catalog::with_poison`].
     pub fn new(index: Arc<dyn Index>) -> Catalog {
-        Catalog { index, write_lock: Mutex::new(()), generation: std::sync::atomic::AtomicU64::new(0) }
+        Catalog::with_poison(index, Arc::new(Poison::default()))
+    }
+
+    pub(crate) fn with_poison(index: Arc<dyn Index>, poison: Arc<Poison>) -> Catalog {
+        Catalog {
+            group: GroupCommit::new(index.clone(), poison),
+            index,
+            write_lock: Mutex::new(()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 
     pub fn index(&self) -> &Arc<dyn Index> {
@@ -157,58 +185,124 @@ impl Catalog {
             .collect()
     }
 
-    /// Writes one record and flushes.
+    /// Writes one record. Durable before it returns (blocks on the group flush).
     pub fn put<T: Serialize>(&self, tree: Tree, key: &[u8], value: &T) -> Result<()> {
         let mut b = Batch::default();
         b.put(tree, key, encode(value));
         self.commit(b)
     }
 
-    /// Inserts a record only if the key is absent. Returns false if it existed.
+    /// Inserts a record only if the key is absent. Returns false if it existed. Either answer is
+    /// durable before it returns.
     pub fn insert_new<T: Serialize>(&self, tree: Tree, key: &[u8], value: &T) -> Result<bool> {
-        let ok = self.index.compare_and_swap(tree, key, None, Some(encode(value)))?;
-        if ok {
-            self.bump();
-            self.index.flush()?;
-        }
-        Ok(ok)
+        let value = encode(value);
+        self.bump();
+        let res = self.group.apply_with(|idx| {
+            let mut b = Batch::default();
+            if idx.get(tree, key)?.is_some() {
+                return Ok((b, false));
+            }
+            b.put(tree, key, value);
+            Ok((b, true))
+        });
+        self.bump();
+        let (inserted, pending) = res?;
+        self.group.wait(pending)?;
+        Ok(inserted)
     }
 
+    /// Removes one record. Durable before it returns.
     pub fn remove(&self, tree: Tree, key: &[u8]) -> Result<()> {
         let mut b = Batch::default();
         b.delete(tree, key);
         self.commit(b)
     }
 
-    /// Applies a batch and makes it durable before returning.
+    /// Applies a batch and blocks until the group flush that covers it is done. An empty batch
+    /// writes nothing but still waits until every write applied before it is durable.
     pub fn commit(&self, batch: Batch) -> Result<()> {
-        // Bump before and after: a reader that cached between the two sees a new generation.
-        self.bump();
-        self.index.apply(batch)?;
-        self.bump();
-        self.index.flush()
+        let pending = self.apply(batch)?;
+        self.group.wait(pending)
     }
 
-    /// Returns the next value of a named counter, starting at 1. Durable before it returns, so an
-    /// id is never handed out twice across a crash.
+    /// Read-modify-write: runs `f` under the catalog's write lock to fill one batch (reading
+    /// through this catalog's read methods as it likes), applies the batch, releases the lock and
+    /// blocks until the batch is durable. Every check `f` makes holds when the batch applies. `f`
+    /// must not call this catalog's write methods (the lock is not reentrant); it may call
+    /// [`Catalog::next_id`] and [`Catalog::purge_repo_into`], which exist for this. Blocks the
+    /// calling thread until the flush: call it off the async reactor.
+    pub fn write<T>(&self, f: impl FnOnce(&mut Batch) -> Result<T>) -> Result<T> {
+        let (out, pending) = self.write_pending(f)?;
+        self.group.wait(pending)?;
+        Ok(out)
+    }
+
+    /// [`Catalog::write`] without the wait, for callers that must release a lock of their own
+    /// before blocking on the flush (GC, blob commits).
+    pub(crate) fn write_pending<T>(&self, f: impl FnOnce(&mut Batch) -> Result<T>) -> Result<(T, Pending)> {
+        let _g = self.write_lock.lock();
+        let mut b = Batch::default();
+        let out = f(&mut b)?;
+        let pending = self.apply(b)?;
+        Ok((out, pending))
+    }
+
+    /// Blocks until every write applied so far is durable.
+    pub fn sync(&self) -> Result<()> {
+        self.group.wait(self.group.barrier())
+    }
+
+    /// Blocks until `pending` is durable.
+    pub(crate) fn wait(&self, pending: Pending) -> Result<()> {
+        self.group.wait(pending)
+    }
+
+    /// Refuses with [`Error::Poisoned`] once a flush (index or blob) has failed.
+    pub fn check_writable(&self) -> Result<()> {
+        self.group.check_writable()
+    }
+
+    /// Index flushes done so far. With concurrent writers this grows slower than the number of
+    /// commits: that is group commit at work.
+    pub fn flushes(&self) -> u64 {
+        self.group.flushes()
+    }
+
+    fn apply(&self, batch: Batch) -> Result<Pending> {
+        // Bump before and after: a reader that cached between the two sees a new generation.
+        self.bump();
+        let res = self.group.apply(batch);
+        self.bump();
+        res
+    }
+
+    /// Returns the next value of a named counter, starting at 1. Never hands out a value twice,
+    /// also across a crash, and does not flush on its own: the increment is applied at once and
+    /// becomes durable with the first flush after it, which is the flush that acknowledges the
+    /// record using the id, since that record is applied later and a flush makes every earlier
+    /// applied write durable. A crash before that flush loses the increment, but then also every
+    /// record that used the id, so the id was never acknowledged to anyone. Holds only the apply
+    /// lock, so it may be called inside [`Catalog::write`].
     pub fn next_id(&self, counter: &str) -> Result<u64> {
-        let key = cat(b"counter/", counter.as_bytes());
-        loop {
-            let cur = self.index.get(Tree::Meta, &key)?;
-            let n = match &cur {
-                Some(v) => decode::<u64>(Tree::Meta, &key, v)?,
+        let key = counter_key(counter);
+        self.bump();
+        let res = self.group.apply_with(|idx| {
+            let n = match idx.get(Tree::Meta, &key)? {
+                Some(v) => decode::<u64>(Tree::Meta, &key, &v)?,
                 None => 0,
             };
-            if self.index.compare_and_swap(Tree::Meta, &key, cur.as_deref(), Some(encode(&(n + 1))))? {
-                self.index.flush()?;
-                return Ok(n + 1);
-            }
-        }
+            let mut b = Batch::default();
+            b.put(Tree::Meta, key.clone(), encode(&(n + 1)));
+            Ok((b, n + 1))
+        });
+        self.bump();
+        // Not waited for, on purpose: see above.
+        let (id, _not_waited) = res?;
+        Ok(id)
     }
 
     fn counter(&self, name: &str) -> Result<u64> {
-        let key = cat(b"counter/", name.as_bytes());
-        Ok(self.get::<u64>(Tree::Meta, &key)?.unwrap_or(0))
+        Ok(self.get::<u64>(Tree::Meta, &counter_key(name))?.unwrap_or(0))
     }
 
     // ---- repositories ----
@@ -229,23 +323,23 @@ impl Catalog {
         if let Some(r) = self.repo_by_name(name)? {
             return Ok((r, false));
         }
-        let _g = self.write_lock.lock();
-        if let Some(r) = self.repo_by_name(name)? {
-            return Ok((r, false));
-        }
-        let id = self.next_id("entity")?;
-        let rec = RepoRecord {
-            id,
-            name: name.to_string(),
-            project: project.to_string(),
-            created: now_secs(),
-            logical_bytes: 0,
-        };
-        let mut b = Batch::default();
-        b.put(Tree::Repos, repo_key(id), encode(&rec));
-        b.put(Tree::RepoNames, name.as_bytes(), encode(&id));
-        self.commit(b)?;
-        Ok((rec, true))
+        self.write(|b| {
+            // Re-check under the lock: another push may have created it meanwhile.
+            if let Some(r) = self.repo_by_name(name)? {
+                return Ok((r, false));
+            }
+            let id = self.next_id("entity")?;
+            let rec = RepoRecord {
+                id,
+                name: name.to_string(),
+                project: project.to_string(),
+                created: now_secs(),
+                logical_bytes: 0,
+            };
+            b.put(Tree::Repos, repo_key(id), encode(&rec));
+            b.put(Tree::RepoNames, name.as_bytes(), encode(&id));
+            Ok((rec, true))
+        })
     }
 
     /// Repository names in order, after `after`, at most `limit` (the `_catalog` listing).
@@ -257,12 +351,18 @@ impl Catalog {
     }
 
     /// Removes a repository's index entries: name, record, tags, history, manifests, referrers and
-    /// blob links. Blobs stay for garbage collection.
+    /// blob links, in one durable batch. Blobs stay for garbage collection.
     pub fn purge_repo(&self, id: u64) -> Result<()> {
-        let _g = self.write_lock.lock();
-        let Some(rec) = self.repo(id)? else { return Ok(()) };
+        self.write(|b| self.purge_repo_into(b, id)).map(|_| ())
+    }
+
+    /// Adds the deletions of [`Catalog::purge_repo`] to `b`, so a caller can purge a repository
+    /// together with records of its own (ACLs, trash, entities) in one batch. Call it inside
+    /// [`Catalog::write`], which holds the lock that keeps the list of entries current. Returns
+    /// false if the repository has no record (nothing added).
+    pub fn purge_repo_into(&self, b: &mut Batch, id: u64) -> Result<bool> {
+        let Some(rec) = self.repo(id)? else { return Ok(false) };
         let rk = repo_key(id);
-        let mut b = Batch::default();
         for (k, m) in self.scan::<ManifestRecord>(Tree::Manifests, &rk, None, usize::MAX)? {
             for r in m.refs.iter().chain(&m.subject) {
                 b.delete(Tree::RefsByBlob, cat(&cat(&r.to_key(), &rk), &k[8..]));
@@ -281,7 +381,7 @@ impl Catalog {
         })?;
         b.delete(Tree::RepoNames, rec.name.as_bytes());
         b.delete(Tree::Repos, rk);
-        self.commit(b)
+        Ok(true)
     }
 
     // ---- blobs and links ----
@@ -293,20 +393,25 @@ impl Catalog {
     /// Records a committed blob (if new) and links it to `repo` (if given) in one durable batch.
     /// Returns true if the blob record is new.
     pub fn record_blob(&self, digest: &Digest, size: u64, repo: Option<u64>) -> Result<bool> {
-        let _g = self.write_lock.lock();
-        let dk = digest.to_key();
-        let mut b = Batch::default();
-        let new = self.blob(digest)?.is_none();
-        if new {
-            b.put(Tree::Blobs, dk.clone(), encode(&BlobRecord { size, created: now_secs() }));
-            let phys = self.counter("physical_bytes")? + size;
-            b.put(Tree::Meta, b"counter/physical_bytes".to_vec(), encode(&phys));
-        }
-        if let Some(r) = repo {
-            self.link_into(&mut b, r, digest, size)?;
-        }
-        self.commit(b)?;
+        let (new, pending) = self.record_blob_pending(digest, size, repo)?;
+        self.group.wait(pending)?;
         Ok(new)
+    }
+
+    /// [`Catalog::record_blob`] without waiting for the flush.
+    pub(crate) fn record_blob_pending(&self, digest: &Digest, size: u64, repo: Option<u64>) -> Result<(bool, Pending)> {
+        self.write_pending(|b| {
+            let new = self.blob(digest)?.is_none();
+            if new {
+                b.put(Tree::Blobs, digest.to_key(), encode(&BlobRecord { size, created: now_secs() }));
+                let phys = self.counter("physical_bytes")? + size;
+                b.put(Tree::Meta, counter_key("physical_bytes"), encode(&phys));
+            }
+            if let Some(r) = repo {
+                self.link_into(b, r, digest, size)?;
+            }
+            Ok(new)
+        })
     }
 
     fn link_into(&self, b: &mut Batch, repo: u64, digest: &Digest, size: u64) -> Result<()> {
@@ -325,14 +430,17 @@ impl Catalog {
     /// Links an existing blob into a repository (cross-repository mount). Fails if the blob is not
     /// recorded (it may have been collected).
     pub fn link_blob(&self, repo: u64, digest: &Digest) -> Result<()> {
-        let _g = self.write_lock.lock();
-        let blob = self.blob(digest)?.ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
-        let mut b = Batch::default();
-        self.link_into(&mut b, repo, digest, blob.size)?;
-        if b.is_empty() {
-            return Ok(());
-        }
-        self.commit(b)
+        let pending = self.link_blob_pending(repo, digest)?;
+        self.group.wait(pending)
+    }
+
+    /// [`Catalog::link_blob`] without waiting for the flush.
+    pub(crate) fn link_blob_pending(&self, repo: u64, digest: &Digest) -> Result<Pending> {
+        let ((), pending) = self.write_pending(|b| {
+            let blob = self.blob(digest)?.ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
+            self.link_into(b, repo, digest, blob.size)
+        })?;
+        Ok(pending)
     }
 
     pub fn is_linked(&self, repo: u64, digest: &Digest) -> Result<bool> {
@@ -341,19 +449,22 @@ impl Catalog {
 
     /// Removes a blob from a repository. Returns false if it was not linked.
     pub fn unlink_blob(&self, repo: u64, digest: &Digest) -> Result<bool> {
-        let _g = self.write_lock.lock();
+        self.write(|b| self.unlink_into(b, repo, digest))
+    }
+
+    /// Adds the removal of a repository-to-blob link (and its share of the repository's logical
+    /// bytes) to `b`. Returns false if it was not linked.
+    fn unlink_into(&self, b: &mut Batch, repo: u64, digest: &Digest) -> Result<bool> {
         let lk = cat(&repo_key(repo), &digest.to_key());
         if self.index.get(Tree::Links, &lk)?.is_none() {
             return Ok(false);
         }
-        let mut b = Batch::default();
         if let (Some(mut rec), Some(blob)) = (self.repo(repo)?, self.blob(digest)?) {
             rec.logical_bytes = rec.logical_bytes.saturating_sub(blob.size);
             b.put(Tree::Repos, repo_key(repo), encode(&rec));
         }
         b.delete(Tree::Links, lk);
         b.delete(Tree::LinksByBlob, cat(&digest.to_key(), &repo_key(repo)));
-        self.commit(b)?;
         Ok(true)
     }
 
@@ -367,15 +478,31 @@ impl Catalog {
         Ok(!self.index.scan(Tree::RefsByBlob, &digest.to_key(), None, 1)?.is_empty())
     }
 
-    /// Forgets a blob record (GC, after the file is gone). Caller holds the GC exclusion.
+    /// Forgets a blob record. GC forgets a blob durably before it removes the file, and holds the
+    /// GC exclusion while it decides.
     pub fn forget_blob(&self, digest: &Digest) -> Result<()> {
-        let _g = self.write_lock.lock();
-        let Some(rec) = self.blob(digest)? else { return Ok(()) };
-        let mut b = Batch::default();
-        b.delete(Tree::Blobs, digest.to_key());
-        let phys = self.counter("physical_bytes")?.saturating_sub(rec.size);
-        b.put(Tree::Meta, b"counter/physical_bytes".to_vec(), encode(&phys));
-        self.commit(b)
+        let (_, pending) = self.forget_blobs_pending(std::slice::from_ref(digest))?;
+        self.group.wait(pending)
+    }
+
+    /// Forgets several blob records in one batch without waiting for the flush. Returns the size
+    /// of each blob that had a record.
+    pub(crate) fn forget_blobs_pending(&self, digests: &[Digest]) -> Result<(Vec<(Digest, u64)>, Pending)> {
+        self.write_pending(|b| {
+            let mut forgotten = Vec::new();
+            let mut freed = 0u64;
+            for d in digests {
+                let Some(rec) = self.blob(d)? else { continue };
+                b.delete(Tree::Blobs, d.to_key());
+                freed += rec.size;
+                forgotten.push((d.clone(), rec.size));
+            }
+            if !forgotten.is_empty() {
+                let phys = self.counter("physical_bytes")?.saturating_sub(freed);
+                b.put(Tree::Meta, counter_key("physical_bytes"), encode(&phys));
+            }
+            Ok(forgotten)
+        })
     }
 
     /// Unique bytes stored, over all repositories.
@@ -394,15 +521,37 @@ impl Catalog {
         rec: &ManifestRecord,
         tag: Option<(&str, &str)>,
     ) -> Result<()> {
-        let _g = self.write_lock.lock();
+        let pending = self.put_manifest_pending(repo, digest, rec, tag)?;
+        self.group.wait(pending)
+    }
+
+    /// [`Catalog::put_manifest`] without waiting for the flush.
+    pub(crate) fn put_manifest_pending(
+        &self,
+        repo: u64,
+        digest: &Digest,
+        rec: &ManifestRecord,
+        tag: Option<(&str, &str)>,
+    ) -> Result<Pending> {
+        let ((), pending) = self.write_pending(|b| self.put_manifest_into(b, repo, digest, rec, tag))?;
+        Ok(pending)
+    }
+
+    fn put_manifest_into(
+        &self,
+        b: &mut Batch,
+        repo: u64,
+        digest: &Digest,
+        rec: &ManifestRecord,
+        tag: Option<(&str, &str)>,
+    ) -> Result<()> {
         let rk = repo_key(repo);
         let dk = digest.to_key();
-        let mut b = Batch::default();
         b.put(Tree::Manifests, cat(&rk, &dk), encode(rec));
         for r in rec.refs.iter().chain(&rec.subject) {
             b.put(Tree::RefsByBlob, cat(&cat(&r.to_key(), &rk), &dk), super::codec::seal(UNIT));
         }
-        self.link_into(&mut b, repo, digest, rec.size)?;
+        self.link_into(b, repo, digest, rec.size)?;
         if let Some(subject) = &rec.subject {
             b.put(Tree::Referrers, cat(&cat(&rk, &subject.to_key()), &dk), super::codec::seal(UNIT));
         }
@@ -417,7 +566,7 @@ impl Catalog {
             let commit = Commit { seq, tag: tag.to_string(), digest: digest.clone(), time, pusher: pusher.to_string() };
             b.put(Tree::History, cat(&rk, &seq.to_be_bytes()), encode(&commit));
         }
-        self.commit(b)
+        Ok(())
     }
 
     pub fn manifest(&self, repo: u64, digest: &Digest) -> Result<Option<ManifestRecord>> {
@@ -425,11 +574,16 @@ impl Catalog {
     }
 
     /// Deletes a manifest from a repository: its record, every tag pointing at it, its referrers
-    /// entry and its link. Returns false if the repository has no such manifest.
+    /// entry and its link, in one durable batch. Returns false if the repository has no such
+    /// manifest. The tags are read under the write lock, so a tag re-pointed at another manifest
+    /// by a concurrent push is never deleted with this one.
     pub fn delete_manifest(&self, repo: u64, digest: &Digest) -> Result<bool> {
+        self.write(|b| self.delete_manifest_into(b, repo, digest))
+    }
+
+    fn delete_manifest_into(&self, b: &mut Batch, repo: u64, digest: &Digest) -> Result<bool> {
         let Some(rec) = self.manifest(repo, digest)? else { return Ok(false) };
         let rk = repo_key(repo);
-        let mut b = Batch::default();
         b.delete(Tree::Manifests, cat(&rk, &digest.to_key()));
         for r in rec.refs.iter().chain(&rec.subject) {
             b.delete(Tree::RefsByBlob, cat(&cat(&r.to_key(), &rk), &digest.to_key()));
@@ -442,11 +596,7 @@ impl Catalog {
                 b.delete(Tree::Tags, k);
             }
         }
-        {
-            let _g = self.write_lock.lock();
-            self.commit(b)?;
-        }
-        self.unlink_blob(repo, digest)?;
+        self.unlink_into(b, repo, digest)?;
         Ok(true)
     }
 
@@ -479,29 +629,35 @@ impl Catalog {
 
     pub fn delete_tag(&self, repo: u64, tag: &str) -> Result<bool> {
         let key = cat(&repo_key(repo), tag.as_bytes());
-        if self.index.get(Tree::Tags, &key)?.is_none() {
-            return Ok(false);
-        }
-        self.remove(Tree::Tags, &key)?;
-        Ok(true)
+        self.write(|b| {
+            if self.index.get(Tree::Tags, &key)?.is_none() {
+                return Ok(false);
+            }
+            b.delete(Tree::Tags, key.clone());
+            Ok(true)
+        })
     }
 
     /// Appends a history entry without moving a managed tag (external repositories' commits).
     pub fn append_commit(&self, repo: u64, tag: &str, digest: &Digest, pusher: &str) -> Result<Commit> {
-        let _g = self.write_lock.lock();
-        let seq = self.next_id("history")?;
-        let rk = repo_key(repo);
-        let commit =
-            Commit { seq, tag: tag.to_string(), digest: digest.clone(), time: now_secs(), pusher: pusher.to_string() };
-        let mut b = Batch::default();
-        b.put(Tree::History, cat(&rk, &seq.to_be_bytes()), encode(&commit));
-        b.put(
-            Tree::Tags,
-            cat(&rk, tag.as_bytes()),
-            encode(&TagRecord { digest: digest.clone(), time: commit.time, pusher: pusher.to_string() }),
-        );
-        self.commit(b)?;
-        Ok(commit)
+        self.write(|b| {
+            let seq = self.next_id("history")?;
+            let rk = repo_key(repo);
+            let commit = Commit {
+                seq,
+                tag: tag.to_string(),
+                digest: digest.clone(),
+                time: now_secs(),
+                pusher: pusher.to_string(),
+            };
+            b.put(Tree::History, cat(&rk, &seq.to_be_bytes()), encode(&commit));
+            b.put(
+                Tree::Tags,
+                cat(&rk, tag.as_bytes()),
+                encode(&TagRecord { digest: digest.clone(), time: commit.time, pusher: pusher.to_string() }),
+            );
+            Ok(commit)
+        })
     }
 
     /// A repository's tag history, oldest first, after sequence number `after`.

@@ -6,10 +6,13 @@
 
 use super::catalog::{Catalog, ManifestRecord};
 use super::codec::seal;
+use super::fault::{FaultyIndex, IndexFaultOp};
 use super::{Batch, Index, Tree};
 use crate::digest::{Algorithm, Digest};
 use std::any::Any;
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub type Factory<'a> = &'a dyn Fn() -> (Box<dyn Index>, Box<dyn Any>);
 
@@ -36,6 +39,16 @@ pub fn run_all(make: Factory<'_>) {
         eprintln!("index suite ({}): {name}", idx.name());
         let cat = Catalog::new(Arc::from(idx));
         test(&cat);
+    }
+    for (name, test) in [
+        ("group_commit_shares_flushes", group_commit_shares_flushes as fn(Arc<dyn Index>)),
+        ("concurrent_ids_are_unique", concurrent_ids_are_unique),
+        ("delete_manifest_keeps_a_repointed_tag", delete_manifest_keeps_a_repointed_tag),
+        ("failed_flush_poisons_every_waiter", failed_flush_poisons_every_waiter),
+    ] {
+        let (idx, _guard) = make();
+        eprintln!("index suite ({}): {name}", idx.name());
+        test(Arc::from(idx));
     }
 }
 
@@ -255,4 +268,106 @@ fn catalog_detects_corruption(cat: &Catalog) {
     cat.index().apply(b).unwrap();
     let err = cat.tag(r.id, "junk").unwrap_err().to_string();
     assert!(err.contains("undecodable record"), "{err}");
+}
+
+/// Writers on this many threads at once in the concurrency tests.
+const THREADS: usize = 16;
+
+/// 16 threads committing at once share flushes: with a slow flush (3 ms), far fewer flushes than
+/// commits happen, and every commit is there afterwards.
+fn group_commit_shares_flushes(idx: Arc<dyn Index>) {
+    const PER_THREAD: usize = 8;
+    let faulty = Arc::new(FaultyIndex::new(idx).flush_delay(Duration::from_millis(3)));
+    let cat = Catalog::new(faulty.clone());
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let cat = &cat;
+            s.spawn(move || {
+                for i in 0..PER_THREAD {
+                    cat.put(Tree::Users, format!("u{t:02}-{i}").as_bytes(), &(i as u64)).unwrap();
+                }
+            });
+        }
+    });
+    let commits = (THREADS * PER_THREAD) as u64;
+    let (applies, flushes) = faulty.counts();
+    assert_eq!(applies, commits);
+    assert_eq!(cat.flushes(), flushes);
+    assert!(flushes * 2 <= commits, "{flushes} flushes for {commits} concurrent commits: no grouping");
+    assert_eq!(cat.scan::<u64>(Tree::Users, b"", None, usize::MAX).unwrap().len() as u64, commits);
+    eprintln!("  {commits} commits, {flushes} flushes");
+}
+
+/// Ids from one counter stay unique under concurrent allocation, including ids allocated inside
+/// read-modify-write sequences (repositories).
+fn concurrent_ids_are_unique(idx: Arc<dyn Index>) {
+    let cat = Catalog::new(idx);
+    let ids: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let cat = &cat;
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..10 {
+                        if i % 2 == 0 {
+                            mine.push(cat.next_id("entity").unwrap());
+                        } else {
+                            mine.push(cat.ensure_repo(&format!("p/r{t}-{i}"), "p").unwrap().0.id);
+                        }
+                    }
+                    cat.sync().unwrap();
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let unique: BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "an id was handed out twice");
+    assert_eq!(unique.last().copied(), Some(ids.len() as u64));
+}
+
+/// A manifest delete racing a push that re-points a tag from the deleted manifest to another one:
+/// whatever the order, the tag ends on the new manifest (it was never the delete's to remove).
+fn delete_manifest_keeps_a_repointed_tag(idx: Arc<dyn Index>) {
+    let cat = Catalog::new(idx);
+    let (r, _) = cat.ensure_repo("p/race", "p").unwrap();
+    for round in 0..100u8 {
+        let (old, new) = (d(round.wrapping_mul(2)), d(round.wrapping_mul(2).wrapping_add(1)));
+        cat.put_manifest(r.id, &old, &manifest(None), Some(("t", "a"))).unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| cat.put_manifest(r.id, &new, &manifest(None), Some(("t", "b"))).unwrap());
+            s.spawn(|| assert!(cat.delete_manifest(r.id, &old).unwrap()));
+        });
+        let tag = cat.tag(r.id, "t").unwrap();
+        assert_eq!(tag.map(|t| t.digest), Some(new.clone()), "round {round}: the re-pointed tag was deleted");
+        assert!(cat.delete_manifest(r.id, &new).unwrap());
+    }
+}
+
+/// A failed flush fails every commit waiting on it and poisons the catalog: later writes are
+/// refused even though the next flush would work; reads go on.
+fn failed_flush_poisons_every_waiter(idx: Arc<dyn Index>) {
+    let faulty =
+        Arc::new(FaultyIndex::new(idx).fail(IndexFaultOp::Flush, 1, false).flush_delay(Duration::from_millis(5)));
+    let cat = Catalog::new(faulty.clone());
+    let results: Vec<crate::Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let cat = &cat;
+                s.spawn(move || cat.put(Tree::Users, format!("u{t}").as_bytes(), &1u64))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in &results {
+        assert!(matches!(r, Err(crate::Error::Poisoned(why)) if why.contains("index flush failed")), "{r:?}");
+    }
+    assert!(matches!(cat.put(Tree::Users, b"later", &1u64), Err(crate::Error::Poisoned(_))));
+    assert!(matches!(cat.next_id("entity"), Err(crate::Error::Poisoned(_))));
+    assert!(matches!(cat.check_writable(), Err(crate::Error::Poisoned(_))));
+    assert!(matches!(cat.sync(), Ok(()) | Err(crate::Error::Poisoned(_))));
+    assert_eq!(faulty.counts().1, 1, "nothing flushes after the failure");
+    assert_eq!(cat.get::<u64>(Tree::Users, b"later").unwrap(), None);
+    cat.get::<u64>(Tree::Users, b"u0").unwrap();
 }

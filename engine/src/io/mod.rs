@@ -2,8 +2,12 @@
 //!
 //! Two backends implement [`IoBackend`]: `uring` (io_uring, several writes in flight, owned buffers)
 //! and `std_fs` (positional writes), chosen once at start-up by [`choose`] with a probe, because many
-//! container hosts refuse io_uring. A fault-injecting wrapper in `fault` lets tests fail the Nth
-//! write or fsync. Nothing outside this module and its children names io_uring.
+//! container hosts refuse io_uring. Wrappers in `fault` let tests fail the Nth write or fsync, and
+//! simulate power loss. Nothing outside this module and its children names io_uring.
+//!
+//! Every change the engine makes to the file system under its data directory (creating, linking,
+//! renaming, removing files and directories, writing, syncing) goes through this trait, so the
+//! power-loss model in `fault` sees all of it. Reads do not.
 //!
 //! Contract common to every backend: writes of one [`BlobWriter`] land at increasing offsets; an
 //! error from any write is reported no later than the next `flush`/`sync`; after an error the writer
@@ -71,6 +75,60 @@ pub trait IoBackend: Send + Sync + 'static {
     }
     /// fsync (data and metadata) of a file or directory handle.
     fn sync_file_all(&self, file: &File) -> io::Result<()>;
+    /// Opens `path` for reading and writing, creating it empty and private ([`crate::FILE_MODE`])
+    /// if absent (never truncating). A new file's name is durable only after `sync_dir` of its
+    /// directory.
+    fn open_or_create(&self, path: &Path) -> io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(crate::FILE_MODE)
+            .open(path)
+    }
+    /// Gives the file at `from` a second name `to` (fails with `AlreadyExists` if `to` exists).
+    /// Durable only after `sync_dir` of `to`'s directory.
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)
+    }
+    /// Renames `from` over `to`. Durable only after `sync_dir` of the directories involved.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    /// Removes a file's name. Durable only after `sync_dir` of its directory.
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    /// Sets the length of `file` (cuts an upload back to its durable offset). Durable only after
+    /// the next sync of the file.
+    fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
+        file.set_len(len)
+    }
+    /// Creates a directory and its missing parents, private ([`crate::DIR_MODE`]). Durable only
+    /// after `sync_dir` of each parent (see [`create_dir_durable`]).
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        crate::create_private_dir(path)
+    }
+}
+
+/// Creates `dir` and any missing parents one level at a time, fsyncing the parent of each new
+/// level, so the whole path survives power loss.
+pub fn create_dir_durable(io: &dyn IoBackend, dir: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.is_dir()).collect();
+    for d in missing.into_iter().rev() {
+        match io.create_dir_all(d) {
+            Ok(()) => {}
+            // Made meanwhile by a concurrent commit; its parent sync is ours to repeat anyway.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(parent) = d.parent().filter(|p| !p.as_os_str().is_empty()) {
+            io.sync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 /// Which backend to run.
