@@ -199,13 +199,12 @@ impl Engine {
     /// each recorded upload is cut back to its recorded durable offset; files with no record
     /// (one-shot uploads interrupted by a crash) are removed.
     pub fn open(cfg: EngineConfig) -> Result<Engine> {
-        // Before sled creates `index/` in it: a new data directory must be durable first.
+        // Before sled creates `index/` in it: a new data directory must be durable first. sled
+        // would create `index/` with the process's default mode: make it (private) first.
         let io = io::choose(cfg.io, cfg.io_queue_depth).map_err(|e| Error::io(&cfg.data_dir, e))?;
-        io::create_dir_durable(io.as_ref(), &cfg.data_dir).map_err(|e| Error::io(&cfg.data_dir, e))?;
-        // sled would create `index/` with the process's default mode: make it private first.
         let index_dir = cfg.data_dir.join("index");
-        create_private_dir(&index_dir).map_err(|e| Error::io(&index_dir, e))?;
-        let index = index::sled_index::SledIndex::open(&cfg.data_dir.join("index"), cfg.index_cache_bytes)?;
+        io::create_dir_durable(io.as_ref(), &index_dir).map_err(|e| Error::io(&index_dir, e))?;
+        let index = index::sled_index::SledIndex::open(&index_dir, cfg.index_cache_bytes)?;
         Engine::open_with(cfg, Arc::new(index), Some(io))
     }
 
@@ -222,7 +221,8 @@ impl Engine {
             None => io::choose(cfg.io, cfg.io_queue_depth).map_err(|e| Error::io(&cfg.data_dir, e))?,
         };
         for d in [&cfg.data_dir, &blobs_dir, &uploads_dir] {
-            // A data directory whose `blobs/` vanished at power loss would lose every blob.
+            // A data directory whose `blobs/` vanished at power loss would lose every blob. New
+            // levels are private (`IoBackend::create_dir_all`).
             io::create_dir_durable(io.as_ref(), d).map_err(|e| Error::io(d, e))?;
         }
         tracing::info!(io = io.name(), index = index.name(), data_dir = %cfg.data_dir.display(), "blob engine open");

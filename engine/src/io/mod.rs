@@ -75,11 +75,11 @@ pub trait IoBackend: Send + Sync + 'static {
     }
     /// fsync (data and metadata) of a file or directory handle.
     fn sync_file_all(&self, file: &File) -> io::Result<()>;
-    /// Opens `path` for reading and writing, creating it empty if absent (never truncating). A new
-    /// file's name is durable only after `sync_dir` of its directory.
+    /// Opens `path` for reading and writing, creating it empty and private ([`crate::FILE_MODE`])
+    /// if absent (never truncating). A new file's name is durable only after `sync_dir` of its
+    /// directory.
     fn open_or_create(&self, path: &Path) -> io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
-        // Private to the registry's user: no access for other local users (0600).
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -106,10 +106,9 @@ pub trait IoBackend: Send + Sync + 'static {
     fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
         file.set_len(len)
     }
-    /// Creates a directory and its missing parents. Durable only after `sync_dir` of each parent
-    /// (see [`create_dir_durable`]).
+    /// Creates a directory and its missing parents, private ([`crate::DIR_MODE`]). Durable only
+    /// after `sync_dir` of each parent (see [`create_dir_durable`]).
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        // Private to the registry's user (0700).
         crate::create_private_dir(path)
     }
 }
