@@ -472,6 +472,22 @@ impl Engine {
     /// Stores small bytes (manifests) as a blob linked to `repo`, durably. Hashing and the fsyncs
     /// run on a blocking thread.
     pub async fn put_small_blob(&self, repo: &str, digest: &Digest, bytes: Bytes) -> Result<BlobInfo> {
+        // Stored already (a manifest pushed again, or under another tag or repository): link it
+        // and write no file. Content addressing makes the stored bytes these bytes (the caller
+        // computed `digest` from them); the link re-checks under the GC lock that the record
+        // still exists, and GC forgets a record before it removes the file, so a record found
+        // there always has its file.
+        if self.stat_blob(digest)? == Some(bytes.len() as u64) {
+            if let Some(r) = self.inner.catalog.repo_by_name(repo)? {
+                let (id, d) = (r.id, digest.clone());
+                match self.blocking(move |e| e.mount_blob(id, &d)).await {
+                    Ok(()) => return Ok(BlobInfo { digest: digest.clone(), size: bytes.len() as u64, new: false }),
+                    // Collected meanwhile: store it again below.
+                    Err(Error::BlobUnknown(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let mut w = self.put_blob_writer(repo).await?;
         w.write(bytes).await?;
         w.finish(digest).await

@@ -176,6 +176,15 @@ async fn one_shot_put(io: IoChoice) {
     let m = br#"{"schemaVersion":2}"#;
     let info = engine.put_small_blob(REPO, &sha256(m), Bytes::from_static(m)).await.unwrap();
     assert_blob(&engine, &info.digest, m);
+    assert!(info.new);
+    // Pushed again (another tag, or another repository): linked, not stored again.
+    let (other, _) = engine.catalog().ensure_repo("syn1/other", "syn1").unwrap();
+    let again = engine.put_small_blob("syn1/other", &sha256(m), Bytes::from_static(m)).await.unwrap();
+    assert_eq!((again.digest.clone(), again.size, again.new), (info.digest.clone(), m.len() as u64, false));
+    assert!(engine.catalog().is_linked(other.id, &info.digest).unwrap());
+    assert_blob(&engine, &info.digest, m);
+    let again = engine.put_small_blob(REPO, &sha256(m), Bytes::from_static(m)).await.unwrap();
+    assert!(!again.new);
 
     // Pushing into a repository that does not exist commits nothing.
     let err = push(&engine, "syn1/nope", &data(7, 10), 10).await.unwrap_err();
