@@ -47,7 +47,9 @@ const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 const TAG: &str = "load";
 
-type Res<T> = Result<T, String>;
+mod util;
+
+use util::{basic, cell, read_cpu_seconds, seed, sha256_digest, xorshift_fill, Res};
 
 struct Args {
     url: Option<String>,
@@ -185,8 +187,7 @@ async fn run(args: &Args, url: &str, started: Instant, budget: Duration) -> Res<
 
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(user) = &args.user {
-        let mut v = reqwest::header::HeaderValue::from_str(&format!("Basic {}", base64(user.as_bytes())))
-            .map_err(|e| format!("--user: {e}"))?;
+        let mut v = reqwest::header::HeaderValue::from_str(&basic(user)).map_err(|e| format!("--user: {e}"))?;
         v.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, v);
     }
@@ -208,7 +209,7 @@ async fn run(args: &Args, url: &str, started: Instant, budget: Duration) -> Res<
     let size_mib = args.size_mib.unwrap_or(if args.quick { 256 } else { 1024 });
     let size = size_mib * MIB;
     let t = Instant::now();
-    let data = Bytes::from(random_bytes(size));
+    let data = Bytes::from(xorshift_fill(&mut seed(0), size));
     let digest = sha256_digest(&data);
     eprintln!("load: generated {size_mib} MiB + sha256 in {:.2}s ({digest})", t.elapsed().as_secs_f64());
     let cpu_before = args.pid.map(read_cpu_seconds).transpose()?;
@@ -331,70 +332,6 @@ async fn pull_blob(client: &Client, base: &Url, repo: &str, digest: &str, size: 
     Ok(elapsed)
 }
 
-/// xorshift64* stream: incompressible enough, ~GB/s.
-fn random_bytes(len: usize) -> Vec<u8> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0x9e37_79b9_7f4a_7c15);
-    let mut s = (nanos ^ (u64::from(std::process::id()) << 32)) | 1;
-    let mut v = vec![0u8; len];
-    for chunk in v.chunks_mut(8) {
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        let x = s.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-        chunk.copy_from_slice(&x[..chunk.len()]);
-    }
-    v
-}
-
-fn sha256_digest(data: &[u8]) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in d.as_ref() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-/// Standard base64 with padding (for the Basic header; avoids a dependency).
-fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for c in input.chunks(3) {
-        let b = [c[0], c.get(1).copied().unwrap_or(0), c.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// utime + stime of a process, in seconds.
-fn read_cpu_seconds(pid: u32) -> Res<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("--pid {pid}: /proc/{pid}/stat: {e}"))?;
-    // comm (field 2) may contain spaces: split after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| format!("/proc/{pid}/stat: unexpected format"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime = field 14, stime = field 15.
-    let get = |i: usize| -> Res<f64> {
-        fields.get(i).and_then(|s| s.parse::<f64>().ok()).ok_or_else(|| format!("/proc/{pid}/stat: missing field"))
-    };
-    let ticks = get(14 - 3)? + get(15 - 3)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as f64 } else { 100.0 };
-    Ok(ticks / hz)
-}
-
 /// Runs `hey` for `seconds` and parses requests/s and p99. Never fails the
 /// whole run: problems become notes and an empty cell.
 fn hey(
@@ -417,7 +354,7 @@ fn hey(
     }
     if let Some(user) = &args.user {
         // Not `hey -a`: Debian's hey 0.1.4 does not send it in -z mode.
-        cmd.arg("-H").arg(format!("Authorization: Basic {}", base64(user.as_bytes())));
+        cmd.arg("-H").arg(format!("Authorization: {}", basic(user)));
     }
     cmd.arg(url).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
@@ -505,10 +442,6 @@ fn status_counts(text: &str) -> (u64, u64) {
         }
     }
     (ok, bad)
-}
-
-fn cell(v: Option<f64>, prec: usize) -> String {
-    v.map_or_else(|| "-".to_owned(), |x| format!("{x:.prec$}"))
 }
 
 fn print_row(row: &Row) {

@@ -80,7 +80,9 @@ const FILL_CLIENTS: usize = 64;
 /// One request of the load loops may take this long before it counts as an error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-type Res<T> = Result<T, String>;
+mod util;
+
+use util::{basic, cell, read_cpu_seconds, seed, sha256_digest, xorshift_fill, Res};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -255,8 +257,7 @@ impl Ctx {
         let base = Url::parse(url).map_err(|e| format!("bad --url {url}: {e}"))?;
         let auth = match &args.user {
             Some(user) => {
-                let mut v = HeaderValue::from_str(&format!("Basic {}", base64(user.as_bytes())))
-                    .map_err(|e| format!("--user: {e}"))?;
+                let mut v = HeaderValue::from_str(&basic(user)).map_err(|e| format!("--user: {e}"))?;
                 v.set_sensitive(true);
                 Some(v)
             }
@@ -339,7 +340,7 @@ impl Op {
                 drain(r, StatusCode::CREATED, "PUT manifest").await
             }
             Op::Push { uploads, monolithic } => {
-                let data = Bytes::from(random_bytes(rng, BLOB_BYTES));
+                let data = Bytes::from(xorshift_fill(rng, BLOB_BYTES));
                 push(client, uploads, data, *monolithic).await
             }
             Op::GetManifest { url } => {
@@ -516,7 +517,7 @@ async fn push_image(ctx: &Ctx, repo: &str) -> Res<(Url, Bytes)> {
     let config = Bytes::from_static(
         br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#,
     );
-    let layer = Bytes::from(random_bytes(&mut seed(u64::MAX), BLOB_BYTES));
+    let layer = Bytes::from(xorshift_fill(&mut seed(u64::MAX), BLOB_BYTES));
     let (config_digest, layer_digest) = (sha256_digest(&config), sha256_digest(&layer));
     let config_len = config.len();
     push(&ctx.setup, &uploads, config, false).await.map_err(|e| format!("config: {e}"))?;
@@ -568,7 +569,7 @@ async fn small_push(ctx: &Ctx) -> Res<String> {
 /// Tries one monolithic POST. Distribution 2.8 answers 202 and opens a session instead, which is
 /// cancelled again (best effort).
 async fn monolithic_supported(ctx: &Ctx, uploads: &Url) -> Res<bool> {
-    let data = Bytes::from(random_bytes(&mut seed(7), BLOB_BYTES));
+    let data = Bytes::from(xorshift_fill(&mut seed(7), BLOB_BYTES));
     let mut url = uploads.clone();
     url.query_pairs_mut().append_pair("digest", &sha256_digest(&data));
     let r = ctx.setup.post(url).header(CONTENT_TYPE, "application/octet-stream").body(data).send().await;
@@ -826,81 +827,10 @@ async fn purge_repository(ctx: &Ctx, name: &str) -> Res<()> {
     Ok(())
 }
 
-fn seed(task: u64) -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0x9e37_79b9_7f4a_7c15);
-    (nanos ^ task.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (u64::from(std::process::id()) << 32)) | 1
-}
-
-/// xorshift64* stream: incompressible enough, and every blob distinct.
-fn random_bytes(s: &mut u64, len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    for chunk in v.chunks_mut(8) {
-        *s ^= *s >> 12;
-        *s ^= *s << 25;
-        *s ^= *s >> 27;
-        let x = s.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
-        chunk.copy_from_slice(&x[..chunk.len()]);
-    }
-    v
-}
-
-fn sha256_digest(data: &[u8]) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut s = String::with_capacity(71);
-    s.push_str("sha256:");
-    for b in d.as_ref() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-/// Standard base64 with padding (for the Basic header; avoids a dependency).
-fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for c in input.chunks(3) {
-        let b = [c[0], c.get(1).copied().unwrap_or(0), c.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(char::from(T[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// utime + stime of a process, in seconds.
-fn read_cpu_seconds(pid: u32) -> Res<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|e| format!("--pid {pid}: /proc/{pid}/stat: {e}"))?;
-    // comm (field 2) may contain spaces: split after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).ok_or_else(|| format!("/proc/{pid}/stat: unexpected format"))?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); utime = field 14, stime = field 15.
-    let get = |i: usize| -> Res<f64> {
-        fields.get(i).and_then(|s| s.parse::<f64>().ok()).ok_or_else(|| format!("/proc/{pid}/stat: missing field"))
-    };
-    let ticks = get(14 - 3)? + get(15 - 3)?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as f64 } else { 100.0 };
-    Ok(ticks / hz)
-}
-
 /// VmHWM (peak resident set over the process's life) in MiB.
 fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
-}
-
-fn cell(v: Option<f64>, prec: usize) -> String {
-    v.map_or_else(|| "-".to_owned(), |x| format!("{x:.prec$}"))
 }
