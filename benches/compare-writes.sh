@@ -69,24 +69,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    local p
-    for _ in $(seq 1 100); do
-        p=$((20000 + RANDOM % 20000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-    done
-    return 1
-}
-
-# wait_http URL PID: until anything answers HTTP on URL (max 30 s) or PID dies.
-wait_http() {
-    for _ in $(seq 1 150); do
-        curl -s -o /dev/null --max-time 2 "$1" && return 0
-        kill -0 "$2" 2>/dev/null || return 1
-        sleep 0.2
-    done
-    return 1
-}
+. "$ROOT/benches/servers.sh"
 
 # stop PID: SIGTERM, bounded wait, SIGKILL; then forget it, so that the cleanup never signals a
 # process that was given the same id later.
@@ -130,27 +113,7 @@ RATE_BACKSTOP=$((SECS + 90))
 DR_PID=""
 if command -v docker-registry >/dev/null 2>&1; then
     DR_PORT="$(free_port)"
-    mkdir -p "$WORK/docker-registry/data"
-    cat > "$WORK/docker-registry/config.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: $WORK/docker-registry/data
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:$DR_PORT
-  secret: stowage-compare-not-secret
-EOF
+    registry_config "$WORK/docker-registry" "$DR_PORT"
     docker-registry serve "$WORK/docker-registry/config.yml" > "$WORK/docker-registry/log" 2>&1 &
     DR_PID=$!
     PIDS+=("$DR_PID")
