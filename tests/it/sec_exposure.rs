@@ -185,3 +185,57 @@ async fn malformed_token_requests_get_400_saying_what_was_wrong() {
     let r = client().get(s.v2("token")).query(&[("scope", "repository:syn1/app:pull")]).send().await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn a_user_without_read_is_refused_every_entity_route_as_if_it_did_not_exist() {
+    let s = TestServer::start();
+    two_users(&s).await;
+    push_image(&s, "syn1/app", "v1", b"layer").await;
+    let repo = crate::api_util::repo_id(&s, "syn1/app").await;
+    let (_, x) =
+        post(&client(), &api(&s, "projects/syn1/external-repositories"), json!({ "repository_name": "quay.io/o/t" }))
+            .await;
+    let external = x["id"].as_str().unwrap().to_string();
+    let bob = client_as("bob", BOB_PW);
+    let acl = json!({ "entries": [{ "principal": "user:bob", "access": ["admin"] }] });
+    let commit = json!({ "tag": "v1", "digest": sha256(b"m") });
+    let calls: Vec<(&str, String, Option<Value>, String)> = vec![
+        ("GET", "projects/syn1".into(), None, "syn1".into()),
+        ("GET", "projects/syn1/repositories".into(), None, "syn1".into()),
+        ("GET", "projects/syn1/usage".into(), None, "syn1".into()),
+        (
+            "POST",
+            "projects/syn1/external-repositories".into(),
+            Some(json!({ "repository_name": "a.io/b/c" })),
+            "syn1".into(),
+        ),
+        ("GET", "entities/syn1/acl".into(), None, "syn1".into()),
+        ("PUT", "entities/syn1/acl".into(), Some(acl.clone()), "syn1".into()),
+        ("PUT", format!("entities/{repo}/acl"), Some(acl), repo.clone()),
+        ("DELETE", format!("entities/{repo}/acl"), None, repo.clone()),
+        ("DELETE", format!("entities/{repo}"), None, repo.clone()),
+        ("DELETE", "entities/syn1".into(), None, "syn1".into()),
+        ("GET", format!("repositories/{repo}"), None, repo.clone()),
+        ("GET", format!("repositories/{repo}/tags"), None, repo.clone()),
+        ("GET", format!("repositories/{repo}/commits"), None, repo.clone()),
+        ("POST", format!("repositories/{external}/commits"), Some(commit), external.clone()),
+    ];
+    for (m, path, body, id) in calls {
+        let (st, v) = crate::api_util::send(&bob, m, &api(&s, &path), body).await;
+        assert_eq!(st, 404, "{m} {path}: {v}");
+        assert_eq!(v["error"]["message"], format!("{id} does not exist or you may not see it"), "{m} {path}");
+    }
+    // The trash: someone else's trashed entity is not in bob's trash.
+    let r = client().delete(api(&s, &format!("entities/{repo}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    for (m, path) in [("POST", format!("trash/{repo}/restore")), ("DELETE", format!("trash/{repo}"))] {
+        let (st, v) = crate::api_util::send(&bob, m, &api(&s, &path), None).await;
+        assert_eq!(st, 404, "{m} {path}: {v}");
+        assert_eq!(v["error"]["message"], format!("{repo} is not in your trash"), "{m} {path}");
+    }
+    // Nothing changed: the admin still sees the repository in the trash and syn1's own settings.
+    let (_, t) = get(&client(), &api(&s, "trash")).await;
+    assert_eq!(t["items"][0]["id"], repo.as_str());
+    let (_, a) = get(&client(), &api(&s, "entities/syn1/acl")).await;
+    assert!(!a.to_string().contains("user:bob"), "{a}");
+}
