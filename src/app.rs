@@ -74,6 +74,6 @@ impl App {
         &self,
         f: impl FnOnce(&Engine) -> stowage_engine::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
-        Ok(self.blocking(move |app| f(&app.engine)).await??)
+        Ok(self.engine.blocking(f).await?)
     }
 }
