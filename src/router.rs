@@ -4,7 +4,7 @@
 //! [`Action`] it needs, which is where the access model plugs in.
 
 use crate::error::{ApiError, Code};
-use crate::oci::{Digest, Reference, RepositoryName};
+use crate::oci::{Algorithm, Digest, Reference, RepositoryName, Tag};
 use http::{Method, StatusCode};
 
 /// What a request asks to do to a repository, for access control.
@@ -47,12 +47,14 @@ pub enum Endpoint {
         name: RepositoryName,
         digest: Digest,
     },
-    /// end-4a/4b/11: `POST /v2/<name>/blobs/uploads/` with optional `digest`, `mount`, `from`
+    /// end-4a/4b/11: `POST /v2/<name>/blobs/uploads/` with optional `digest`, `mount`, `from`, and
+    /// (distribution-spec main) `digest-algorithm`, which only has to name an algorithm this
+    /// registry hashes with (both are always computed).
     UploadStart {
         name: RepositoryName,
         digest: Option<Digest>,
         mount: Option<Digest>,
-        from: Option<String>,
+        from: Option<RepositoryName>,
     },
     /// end-13: `GET /v2/<name>/blobs/uploads/<id>`
     UploadStatus {
@@ -81,10 +83,14 @@ pub enum Endpoint {
         reference: Reference,
         head: bool,
     },
-    /// end-7: `PUT /v2/<name>/manifests/<reference>`
+    /// end-7: `PUT /v2/<name>/manifests/<reference>`. By digest it may carry `tag` query
+    /// parameters (distribution-spec main, "Pushing manifests with tags"); by tag it may carry
+    /// `digest-algorithm` (the algorithm of the manifest's digest; sha256 when absent).
     ManifestPut {
         name: RepositoryName,
         reference: Reference,
+        tags: Vec<Tag>,
+        algorithm: Algorithm,
     },
     /// end-9: `DELETE /v2/<name>/manifests/<reference>`
     ManifestDelete {
@@ -206,7 +212,19 @@ impl Endpoint {
             match *method {
                 Method::GET => Endpoint::ManifestGet { name, reference, head: false },
                 Method::HEAD => Endpoint::ManifestGet { name, reference, head: true },
-                Method::PUT => Endpoint::ManifestPut { name, reference },
+                Method::PUT => {
+                    let tags = manifest_tags(&q, &reference)?;
+                    let algorithm = digest_algorithm(&q)?.unwrap_or(Algorithm::Sha256);
+                    if let Reference::Digest(d) = &reference {
+                        if q.get("digest-algorithm").is_some() && d.algorithm() != algorithm {
+                            return Err(ApiError::bad_request(
+                                Code::DigestInvalid,
+                                format!("digest-algorithm={} disagrees with the {d} in the URL", algorithm.as_str()),
+                            ));
+                        }
+                    }
+                    Endpoint::ManifestPut { name, reference, tags, algorithm }
+                }
                 Method::DELETE => Endpoint::ManifestDelete { name, reference },
                 _ => return unsupported("GET, HEAD, PUT, DELETE"),
             }
@@ -221,11 +239,16 @@ impl Endpoint {
             if *method != Method::POST {
                 return unsupported("POST");
             }
+            // Refused before any upload starts: the client learns at once that the algorithm
+            // it wants is not one this registry supports.
+            digest_algorithm(&q)?;
             Endpoint::UploadStart {
                 name: name_of(k)?,
                 digest: q.get("digest").map(parse_digest).transpose()?,
                 mount: q.get("mount").map(parse_digest).transpose()?,
-                from: q.get("from").map(str::to_string),
+                // A `from` that is not a repository name cannot name a source; the mount then
+                // falls back to an upload, as the spec asks of a mount that cannot be done.
+                from: q.get("from").and_then(|f| f.parse().ok()),
             }
         } else if n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" {
             let name = name_of(n - 3)?;
@@ -287,6 +310,57 @@ fn parse_reference(s: &str) -> Result<Reference, ApiError> {
     })
 }
 
+/// Most `tag` parameters one manifest PUT may carry. The spec asks for at least 10 and allows
+/// 414 beyond what a registry supports; the request line is bounded by the header limit anyway.
+pub const MAX_TAGS_PER_PUT: usize = 100;
+
+/// The `tag` query parameters of a manifest PUT: only with a digest reference (a PUT by tag
+/// already names its tag), each a valid tag, at most [`MAX_TAGS_PER_PUT`], duplicates dropped.
+fn manifest_tags(q: &Query, reference: &Reference) -> Result<Vec<Tag>, ApiError> {
+    let raw: Vec<&str> = q.all("tag").collect();
+    if raw.is_empty() {
+        return Ok(Vec::new());
+    }
+    if reference.as_tag().is_some() {
+        return Err(ApiError::bad_request(
+            Code::ManifestInvalid,
+            "tag query parameters go with a PUT by digest (/v2/<name>/manifests/<digest>?tag=...); this PUT is by tag",
+        ));
+    }
+    if raw.len() > MAX_TAGS_PER_PUT {
+        return Err(ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            Code::ManifestInvalid,
+            format!("{} tag parameters; at most {MAX_TAGS_PER_PUT} per request", raw.len()),
+        ));
+    }
+    let mut tags: Vec<Tag> = Vec::with_capacity(raw.len());
+    for t in raw {
+        let tag: Tag =
+            t.parse().map_err(|e: crate::oci::TagError| ApiError::bad_request(Code::ManifestInvalid, e.to_string()))?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    Ok(tags)
+}
+
+/// The `digest-algorithm` query parameter, if present: `sha256` or `sha512`, else 400.
+fn digest_algorithm(q: &Query) -> Result<Option<Algorithm>, ApiError> {
+    match q.get("digest-algorithm") {
+        None => Ok(None),
+        Some("sha256") => Ok(Some(Algorithm::Sha256)),
+        Some("sha512") => Ok(Some(Algorithm::Sha512)),
+        Some(other) => Err(ApiError::bad_request(
+            Code::DigestInvalid,
+            format!(
+                "digest-algorithm={:?} is not supported; use sha256 or sha512",
+                other.chars().take(32).collect::<String>()
+            ),
+        )),
+    }
+}
+
 fn parse_upload_id(s: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(s).map(|u| u.to_string()).map_err(|_| {
         ApiError::not_found(Code::BlobUploadUnknown, "upload id is not one this registry issued; start a new upload")
@@ -323,6 +397,10 @@ impl Query {
 
     fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 }
 
@@ -379,7 +457,7 @@ mod tests {
         let Endpoint::BlobGet { name, head: false, .. } = &ep else { panic!("{ep:?}") };
         assert_eq!(name.as_str(), "syn1/a/b/c/d/e/f/g/h");
         let ep = p(Method::PUT, "/v2/syn1/manifests/x/manifests/v1", None);
-        let Endpoint::ManifestPut { name, reference } = &ep else { panic!("{ep:?}") };
+        let Endpoint::ManifestPut { name, reference, .. } = &ep else { panic!("{ep:?}") };
         assert_eq!((name.as_str(), reference.to_string().as_str()), ("syn1/manifests/x", "v1"));
         let ep = p(Method::GET, "/v2/syn1/tags/list/tags/list", Some("n=5&last=a"));
         let Endpoint::TagsList { name, page } = &ep else { panic!("{ep:?}") };
@@ -396,6 +474,8 @@ mod tests {
                 panic!("{ep:?}")
             };
             assert_eq!((name.as_str(), m.to_string().as_str(), f.as_str()), ("syn1/app", D, "syn2/lib"));
+            let ep = p(Method::POST, path, Some(&format!("mount={D}&from=Not..A..Name")));
+            assert!(matches!(ep, Endpoint::UploadStart { from: None, mount: Some(_), .. }), "{ep:?}");
         }
         let id = "0b9b5c8e-6f3a-4bbf-9d8e-0e8d1a0c7b11";
         let ep = p(

@@ -4,7 +4,7 @@
 use super::{bare, header_str, App, Resp};
 use crate::body::full;
 use crate::error::{ApiError, Code};
-use crate::oci::{ByteRange, Digest, RepositoryName};
+use crate::oci::{Digest, RangeDecision, RepositoryName};
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -32,22 +32,19 @@ impl App {
                 len
             }
         };
-        // A malformed or multi-range Range header is ignored, as RFC 9110 allows: the whole blob
-        // is sent with 200.
-        let range = header_str(&req, "range").and_then(|r| r.parse::<ByteRange>().ok());
-        let span = match range {
-            Some(r) => match r.resolve(len) {
-                Ok(span) => Some(span),
-                Err(u) => {
-                    return Err(ApiError::new(
-                        StatusCode::RANGE_NOT_SATISFIABLE,
-                        Code::RangeInvalid,
-                        format!("range is outside the blob of {} bytes", u.len),
-                    )
-                    .with_header(header::CONTENT_RANGE, &format!("bytes */{}", u.len)))
-                }
-            },
-            None => None,
+        let span = match header_str(&req, "range").map(|r| RangeDecision::for_header(r, len)) {
+            None | Some(RangeDecision::Whole) => None,
+            Some(RangeDecision::Partial { start, end }) => Some((start, end)),
+            Some(RangeDecision::Unsatisfiable) => {
+                return Err(ApiError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    Code::RangeInvalid,
+                    format!(
+                        "range selects no byte of the blob of {len} bytes; ask for bytes=<start>-<end> with start <= end < {len}"
+                    ),
+                )
+                .with_header(header::CONTENT_RANGE, &format!("bytes */{len}")))
+            }
         };
         let (status, body_len) = match span {
             Some((s, e)) => (StatusCode::PARTIAL_CONTENT, e - s + 1),

@@ -77,11 +77,19 @@ impl App {
         subject: &Digest,
         artifact_type: Option<String>,
     ) -> Result<Resp, ApiError> {
-        let repo = self.repo(name)?;
+        // distribution-spec v1.1 "Listing referrers": a well-formed digest always gets 200 and an
+        // index, empty when nothing refers to it, also in a repository that does not exist yet
+        // (the caller already passed the pull check for this name).
+        let repo = self.engine.catalog().repo_by_name(name.as_str())?;
         let cat = self.engine.catalog();
         let mut manifests = Vec::new();
-        for d in cat.referrers(repo.id, subject)? {
-            let Some(rec) = cat.manifest(repo.id, &d)? else { continue };
+        let found = match &repo {
+            Some(r) => cat.referrers(r.id, subject)?,
+            None => Vec::new(),
+        };
+        let repo_id = repo.map(|r| r.id).unwrap_or_default();
+        for d in found {
+            let Some(rec) = cat.manifest(repo_id, &d)? else { continue };
             if let Some(want) = &artifact_type {
                 if rec.artifact_type.as_deref() != Some(want.as_str()) {
                     continue;

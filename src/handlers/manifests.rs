@@ -5,7 +5,7 @@
 use super::{bare, header_str, App, Resp};
 use crate::body::{empty, full};
 use crate::error::{ApiError, Code};
-use crate::oci::{manifest, Algorithm, Digest, Reference, RepositoryName};
+use crate::oci::{manifest, Algorithm, Digest, Reference, RepositoryName, Tag};
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -87,6 +87,8 @@ impl App {
         &self,
         name: &RepositoryName,
         reference: &Reference,
+        extra_tags: &[Tag],
+        algorithm: Algorithm,
         req: Request<Incoming>,
         who: &crate::auth::Authenticated,
     ) -> Result<Resp, ApiError> {
@@ -106,13 +108,26 @@ impl App {
                 }
                 computed
             }
-            Reference::Tag(_) => Digest::of(Algorithm::Sha256, &bytes),
+            // distribution-spec main: the client may ask for another algorithm than sha256; the
+            // manifest is then reachable by that digest, and the answer names it.
+            Reference::Tag(_) => Digest::of(algorithm, &bytes),
         };
         let (n, p) = (name.as_str().to_string(), name.project().to_string());
         let (repo, _) = self.index(move |e| e.catalog().ensure_repo(&n, &p)).await?;
-        let refs: Vec<Digest> = parsed.referenced().map(|d| d.digest.clone()).collect();
-        let missing: Vec<&Digest> =
-            refs.iter().filter(|d| !self.engine.catalog().is_linked(repo.id, d).unwrap_or(false)).collect();
+        // Everything referenced must be in the repository, except layers that are not meant to
+        // be distributed (non-distributable media types, or `urls` to fetch them from): those
+        // are accepted without their blobs, and recorded as references only when present, so
+        // GC keeps a copy someone did push.
+        let cat = self.engine.catalog();
+        let mut refs: Vec<Digest> = Vec::new();
+        let mut missing: Vec<&Digest> = Vec::new();
+        for d in parsed.referenced() {
+            if cat.is_linked(repo.id, &d.digest)? {
+                refs.push(d.digest.clone());
+            } else if !(parsed.layers.contains(d) && d.is_foreign()) {
+                missing.push(&d.digest);
+            }
+        }
         if !missing.is_empty() {
             return Err(manifest_blob_unknown(name, &missing));
         }
@@ -126,10 +141,26 @@ impl App {
             created: stowage_engine::index::catalog::now_secs(),
         };
         self.engine.put_small_blob(name.as_str(), &digest, bytes.clone()).await?;
-        let tag = reference.as_tag().map(|t| (t.as_str().to_string(), who.caller.name().to_string()));
-        let (d, r) = (digest.clone(), rec.clone());
+        // The tag of a PUT by tag, or the `tag` parameters of a PUT by digest: the first goes in
+        // the manifest's own write, the others follow, each its own durable commit (a history
+        // entry per tag, as for separate pushes).
+        let tags: Vec<String> = match reference.as_tag() {
+            Some(t) => vec![t.as_str().to_string()],
+            None => extra_tags.iter().map(|t| t.as_str().to_string()).collect(),
+        };
+        let pusher = who.caller.name().to_string();
+        let (d, r, ts) = (digest.clone(), rec.clone(), tags.clone());
         let missing = self
-            .index(move |e| e.put_manifest(repo.id, &d, &r, tag.as_ref().map(|(t, p)| (t.as_str(), p.as_str()))))
+            .index(move |e| {
+                let first = ts.first().map(|t| (t.as_str(), pusher.as_str()));
+                let missing = e.put_manifest(repo.id, &d, &r, first)?;
+                if missing.is_empty() {
+                    for t in ts.iter().skip(1) {
+                        e.put_manifest(repo.id, &d, &r, Some((t.as_str(), pusher.as_str())))?;
+                    }
+                }
+                Ok(missing)
+            })
             .await?;
         if !missing.is_empty() {
             // A blob was deleted between the check above and the write.
@@ -140,6 +171,10 @@ impl App {
             vec![("location", format!("/v2/{name}/manifests/{digest}")), ("docker-content-digest", digest.to_string())];
         if let Some(s) = &rec.subject {
             headers.push(("oci-subject", s.to_string()));
+        }
+        // distribution-spec main: one `OCI-Tag` header per tag applied from `tag` parameters.
+        if reference.as_digest().is_some() {
+            headers.extend(tags.into_iter().map(|t| ("oci-tag", t)));
         }
         Ok(bare(StatusCode::CREATED, &headers))
     }

@@ -78,7 +78,9 @@ impl App {
             Endpoint::UploadFinish { name, id, digest } => self.upload_finish(&name, &id, &digest, req, &who).await,
             Endpoint::UploadCancel { name, id } => self.upload_cancel(&name, &id, &who).await,
             Endpoint::ManifestGet { name, reference, head } => self.manifest_get(&name, &reference, head).await,
-            Endpoint::ManifestPut { name, reference } => self.manifest_put(&name, &reference, req, &who).await,
+            Endpoint::ManifestPut { name, reference, tags, algorithm } => {
+                self.manifest_put(&name, &reference, &tags, algorithm, req, &who).await
+            }
             Endpoint::ManifestDelete { name, reference } => self.manifest_delete(&name, &reference).await,
             Endpoint::TagsList { name, page } => self.tags_list(&name, page).await,
             Endpoint::Referrers { name, digest, artifact_type } => self.referrers(&name, &digest, artifact_type).await,

@@ -45,13 +45,61 @@ impl App {
         Ok(Some(len))
     }
 
-    /// Mount rule: the caller may pull from the source repository (rules and token both).
-    fn may_pull(&self, who: &Authenticated, from: &str) -> Result<bool, ApiError> {
-        let Ok(src) = from.parse::<RepositoryName>() else { return Ok(false) };
+    /// Mount rule (DESIGN.md section 2): the rules let the caller pull `src`, and a registry
+    /// token, if that is the credential, lists pull on it. `Ok(None)`: the rules refuse (the
+    /// mount falls back to an upload). `Ok(Some(false))`: the rules allow it but the token does
+    /// not list it, so a new token would mount.
+    fn may_pull(&self, who: &Authenticated, src: &RepositoryName) -> Result<Option<bool>, ApiError> {
         let facts = self.auth.store.repo_facts(src.as_str(), src.project())?;
-        let allowed =
-            crate::access::rules::decide(&who.caller, crate::access::rules::RegistryAction::Pull, &facts).is_ok();
-        Ok(allowed && who.claims.as_ref().is_none_or(|c| c.grants(src.as_str(), "pull")))
+        if crate::access::rules::decide(&who.caller, crate::access::rules::RegistryAction::Pull, &facts).is_err() {
+            return Ok(None);
+        }
+        Ok(Some(who.claims.as_ref().is_none_or(|c| c.grants(src.as_str(), "pull"))))
+    }
+
+    /// Most repositories looked at for a mount without `from`; past them the mount falls back to
+    /// an upload, which is always correct.
+    const MOUNT_CANDIDATES: usize = 64;
+
+    /// The repository a blob can be mounted from: `from` if the caller may pull it there, else
+    /// (mount without `from`) the target itself or any repository holding the blob that the
+    /// caller may pull. A token that lacks pull on a `from` the rules allow gets a 401 challenge
+    /// naming both scopes, so a client that follows challenges gets a token that mounts.
+    fn mount_source(
+        &self,
+        name: &RepositoryName,
+        target: &stowage_engine::RepoRecord,
+        blob: &Digest,
+        from: Option<&RepositoryName>,
+        who: &Authenticated,
+    ) -> Result<Option<u64>, ApiError> {
+        let cat = self.engine.catalog();
+        if cat.is_linked(target.id, blob)? {
+            return Ok(Some(target.id));
+        }
+        if let Some(src) = from {
+            return match self.may_pull(who, src)? {
+                None => Ok(None),
+                Some(true) => Ok(cat.repo_by_name(src.as_str())?.map(|r| r.id)),
+                Some(false) => {
+                    let scope = format!("repository:{name}:pull,push repository:{src}:pull");
+                    Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        Code::Unauthorized,
+                        format!("mounting from {src} needs pull on it; ask for a token with {scope}"),
+                    )
+                    .with_header(http::header::WWW_AUTHENTICATE, &self.auth.challenge(Some(&scope))))
+                }
+            };
+        }
+        for id in cat.repos_linking(blob, Self::MOUNT_CANDIDATES)? {
+            let Some(rec) = cat.repo(id)? else { continue };
+            let Ok(src) = rec.name.parse::<RepositoryName>() else { continue };
+            if self.may_pull(who, &src)? == Some(true) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     /// end-4a/4b/11: `POST /v2/<name>/blobs/uploads/`.
@@ -60,7 +108,7 @@ impl App {
         name: &RepositoryName,
         digest: Option<Digest>,
         mount: Option<Digest>,
-        from: Option<String>,
+        from: Option<RepositoryName>,
         req: Request<Incoming>,
         who: &Authenticated,
     ) -> Result<Resp, ApiError> {
@@ -68,15 +116,10 @@ impl App {
         let (n, p) = (name.as_str().to_string(), name.project().to_string());
         let (repo, _) = self.index(move |e| e.catalog().ensure_repo(&n, &p)).await?;
         if let Some(m) = mount {
-            // Mount only from a named repository that references the blob; otherwise (or without
-            // `from`) fall through to a normal upload, as the spec allows.
-            let source = match from.as_deref() {
-                Some(f) if self.may_pull(who, f)? => self.engine.catalog().repo_by_name(f)?,
-                Some(_) => None,
-                None => Some(repo.clone()),
-            };
-            if let Some(src) = source {
-                if self.engine.catalog().is_linked(src.id, &m)? {
+            // Mount from a repository the caller may pull that holds the blob; otherwise fall
+            // through to a normal upload, as the spec asks.
+            if let Some(src) = self.mount_source(name, &repo, &m, from.as_ref(), who)? {
+                if self.engine.catalog().is_linked(src, &m)? {
                     let (rid, d) = (repo.id, m.clone());
                     self.index(move |e| e.mount_blob(rid, &d)).await?;
                     return Ok(Self::blob_created(name, &m));

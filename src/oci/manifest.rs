@@ -82,6 +82,28 @@ pub struct Descriptor {
     pub annotations: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Value>,
+    /// image-spec descriptor.md: where else the content may be fetched from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+}
+
+/// Media type prefixes of layers that are not meant to be distributed: the registry accepts a
+/// manifest listing them without their blobs (image-spec layer.md "Non-distributable layers";
+/// Docker's "foreign" layers).
+const FOREIGN_LAYER_PREFIXES: [&str; 2] =
+    ["application/vnd.oci.image.layer.nondistributable.", "application/vnd.docker.image.rootfs.foreign.diff.tar"];
+
+/// Most `urls` one descriptor may list, and longest URL, in bytes: bounded like everything else
+/// a client sends.
+pub const MAX_DESCRIPTOR_URLS: usize = 16;
+pub const MAX_URL_BYTES: usize = 2048;
+
+impl Descriptor {
+    /// A layer whose blob the registry need not hold: a non-distributable media type, or `urls`
+    /// naming where to fetch it.
+    pub fn is_foreign(&self) -> bool {
+        !self.urls.is_empty() || FOREIGN_LAYER_PREFIXES.iter().any(|p| self.media_type.starts_with(p))
+    }
 }
 
 /// What the registry keeps from a manifest besides its bytes.
@@ -260,7 +282,25 @@ fn descriptor(v: &Value, field: &str) -> Result<Descriptor, ManifestError> {
         Some(p) if p.is_object() => Some(p.clone()),
         Some(_) => return Err(wrong(&format!("{field}.platform"), "an object")),
     };
-    Ok(Descriptor { media_type, digest, size, artifact_type, annotations, platform })
+    let urls = match obj.get("urls") {
+        None => Vec::new(),
+        Some(v) => {
+            let f = format!("{field}.urls");
+            let expected = "an array of at most 16 URL strings of at most 2048 bytes";
+            let items = v.as_array().ok_or_else(|| wrong(&f, expected))?;
+            if items.len() > MAX_DESCRIPTOR_URLS {
+                return Err(wrong(&f, expected));
+            }
+            items
+                .iter()
+                .map(|u| match u.as_str() {
+                    Some(s) if !s.is_empty() && s.len() <= MAX_URL_BYTES => Ok(s.to_owned()),
+                    _ => Err(wrong(&f, expected)),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    Ok(Descriptor { media_type, digest, size, artifact_type, annotations, platform, urls })
 }
 
 /// A media-type string field; an empty string counts as absent (image-spec allows an empty

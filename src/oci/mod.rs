@@ -14,6 +14,6 @@ pub mod reference;
 pub use manifest::{Descriptor, ManifestError, ManifestKind, ParsedManifest};
 pub use media_type::{MediaType, MediaTypeError};
 pub use name::{NameError, RepositoryName};
-pub use range::{ByteRange, ContentRange, RangeError, Unsatisfiable};
+pub use range::{ByteRange, ContentRange, RangeDecision, RangeError, Unsatisfiable};
 pub use reference::{Reference, ReferenceError, Tag, TagError};
 pub use stowage_engine::digest::{Algorithm, Digest, DigestError};

@@ -117,6 +117,61 @@ impl ByteRange {
     }
 }
 
+/// What to answer a blob GET with a `Range` header (RFC 9110 §14.2), given the blob length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeDecision {
+    /// Ignore the header and send the whole blob with 200: it is not a byte range this registry
+    /// serves (malformed, another unit, several ranges), which RFC 9110 lets a server ignore.
+    Whole,
+    /// 206 with bytes `start..=end`.
+    Partial { start: u64, end: u64 },
+    /// 416 with `Content-Range: bytes */<len>`: a well-formed single range that selects no byte,
+    /// including one whose end is before its start (RFC 9110 §14.1.1 calls it invalid) and one
+    /// whose first byte does not even fit in 64 bits.
+    Unsatisfiable,
+}
+
+impl RangeDecision {
+    /// Decides for the `Range` header value `header` on a blob of `len` bytes. Never panics.
+    pub fn for_header(header: &str, len: u64) -> RangeDecision {
+        match header.parse::<ByteRange>() {
+            Ok(r) => match r.resolve(len) {
+                Ok((start, end)) => RangeDecision::Partial { start, end },
+                Err(_) => RangeDecision::Unsatisfiable,
+            },
+            Err(RangeError::StartAfterEnd { .. }) => RangeDecision::Unsatisfiable,
+            // A number too large for 64 bits is still a valid range (RFC 9110 §14.1.2): a last
+            // byte past every blob's end is clamped, a suffix that long is the whole blob, and a
+            // first byte that far is past the end of every blob.
+            Err(RangeError::Overflow { .. }) => {
+                let clamped = match overflowing_parts(header) {
+                    Some((Some(start), None)) => ByteRange::From { start },
+                    Some((None, None)) if is_suffix(header) => ByteRange::Suffix { len: u64::MAX },
+                    _ => return RangeDecision::Unsatisfiable,
+                };
+                match clamped.resolve(len) {
+                    Ok((start, end)) => RangeDecision::Partial { start, end },
+                    Err(_) => RangeDecision::Unsatisfiable,
+                }
+            }
+            Err(_) => RangeDecision::Whole,
+        }
+    }
+}
+
+/// The first and last positions of a single `bytes=a-b` range whose numbers may overflow: each
+/// `Some(n)` if it fits in 64 bits, `None` if it is empty or too large.
+fn overflowing_parts(header: &str) -> Option<(Option<u64>, Option<u64>)> {
+    let (_, set) = header.trim().split_once('=')?;
+    let (a, b) = set.trim().trim_end_matches(',').trim().split_once('-')?;
+    Some((number(a).ok().flatten(), number(b).ok().flatten()))
+}
+
+/// True for `bytes=-<digits>` (a suffix range), whatever the size of the number.
+fn is_suffix(header: &str) -> bool {
+    header.trim().split_once('=').is_some_and(|(_, set)| set.trim().trim_end_matches(',').trim().starts_with('-'))
+}
+
 impl FromStr for ByteRange {
     type Err = RangeError;
 
@@ -257,6 +312,22 @@ mod tests {
         assert_eq!(br("bytes=5-1"), Err(RangeError::StartAfterEnd { start: 5, end: 1 }));
         assert_eq!(br("bytes=99999999999999999999-"), Err(RangeError::Overflow { got: "99999999999999999999".into() }));
         assert_eq!(br("bytes=-99999999999999999999"), Err(RangeError::Overflow { got: "99999999999999999999".into() }));
+    }
+
+    #[test]
+    fn decisions() {
+        let d = RangeDecision::for_header;
+        assert_eq!(d("bytes=0-9", 100), RangeDecision::Partial { start: 0, end: 9 });
+        assert_eq!(d("bytes=5-1", 100), RangeDecision::Unsatisfiable);
+        assert_eq!(d("bytes=100-", 100), RangeDecision::Unsatisfiable);
+        assert_eq!(d("bytes=99999999999999999999-", 100), RangeDecision::Unsatisfiable);
+        assert_eq!(d("bytes=0-99999999999999999999", 100), RangeDecision::Partial { start: 0, end: 99 });
+        assert_eq!(d("bytes=-99999999999999999999", 100), RangeDecision::Partial { start: 0, end: 99 });
+        assert_eq!(d("bytes=-0", 100), RangeDecision::Unsatisfiable);
+        assert_eq!(d("bytes=0-1,5-6", 100), RangeDecision::Whole);
+        assert_eq!(d("items=0-1", 100), RangeDecision::Whole);
+        assert_eq!(d("bytes=a-b", 100), RangeDecision::Whole);
+        assert_eq!(d("bytes=0-0", 0), RangeDecision::Unsatisfiable);
     }
 
     #[test]

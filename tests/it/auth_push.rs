@@ -61,22 +61,36 @@ async fn a_mount_needs_pull_on_the_source() {
     let r = bob.head(s.v2(&format!("syn1/app/blobs/{digest}"))).send().await.unwrap();
     assert_eq!(r.status(), 404);
 
-    // With download on syn2, but a token that grants nothing on the source: still an upload.
+    // With download on syn2, but a token that grants nothing on the source: a 401 challenge
+    // naming both scopes, so a client that follows challenges asks for a token that mounts.
     set_acl(&s, "syn2", &[("user:bob", "download")]).await;
     let t = registry_token(&s, &bob, "repository:syn1/app:pull,push").await;
     assert_eq!(actions(&t, "syn1/app"), ["pull", "push"]);
     let r = mount(bearer(Method::POST, url.clone(), &t)).await.unwrap();
-    assert_eq!(r.status(), 202, "mount with a token lacking pull on the source");
-
-    // A token for both repositories mounts.
-    let r = bob
-        .get(s.v2("token"))
-        .query(&[("scope", "repository:syn1/app:pull,push"), ("scope", "repository:syn2/private:pull")])
-        .send()
+    assert_eq!(r.status(), 401, "mount with a token lacking pull on the source");
+    let scope = "repository:syn1/app:pull,push repository:syn2/private:pull";
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        format!(r#"Bearer realm="{}",service="stowage",scope="{scope}""#, s.v2("token")).as_str()
+    );
+    assert_eq!(
+        first_error(r).await,
+        (
+            "UNAUTHORIZED".to_string(),
+            format!("mounting from syn2/private needs pull on it; ask for a token with {scope}")
+        )
+    );
+    // The upload of a token that lacks pull on a source the rules refuse stays a plain upload.
+    let r = mount(bearer(Method::POST, s.v2(&format!("syn1/app/blobs/uploads/?mount={digest}&from=syn3/x")), &t))
         .await
         .unwrap();
+    assert_eq!(r.status(), 202);
+
+    // Following the challenge: the challenge's scope, as one space-separated parameter.
+    let r = bob.get(s.v2("token")).query(&[("scope", scope)]).send().await.unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
     let t = v["token"].as_str().unwrap();
+    assert_eq!(actions(t, "syn2/private"), ["pull"]);
     let r = mount(bearer(Method::POST, url.clone(), t)).await.unwrap();
     assert_eq!(r.status(), 201, "mount with pull on the source");
     assert_eq!(r.headers()["docker-content-digest"], digest.as_str());
@@ -84,4 +98,39 @@ async fn a_mount_needs_pull_on_the_source() {
     let r =
         mount(bob.post(s.v2(&format!("syn1/other/blobs/uploads/?mount={digest}&from=syn2/private")))).await.unwrap();
     assert_eq!(r.status(), 201);
+}
+
+#[tokio::test]
+async fn a_mount_without_from_finds_a_repository_the_caller_may_pull() {
+    let s = TestServer::start();
+    let readable = push_blob(&s, "syn2/shared", b"a layer bob may pull").await;
+    let hidden = push_blob(&s, "syn2/secret", b"a layer bob may not pull").await;
+    create_user(&s, "bob", BOB_PASSWORD).await;
+    certify(&s, "bob", true).await;
+    set_acl(&s, "syn1", &[("user:bob", "edit")]).await;
+    set_acl(&s, "syn2", &[("user:bob", "download")]).await;
+    // syn2/secret has its own sharing settings, without bob.
+    let secret = repo_id(&s, "syn2/secret").await;
+    set_acl(&s, &secret, &[]).await;
+    let bob = client_as("bob", BOB_PASSWORD);
+    let url = |d: &str| s.v2(&format!("syn1/app/blobs/uploads/?mount={d}"));
+
+    // Not readable to bob anywhere: an upload; the blob is not reachable through syn1.
+    let r = bob.post(url(&hidden)).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(bob.head(s.v2(&format!("syn1/app/blobs/{hidden}"))).send().await.unwrap().status(), 404);
+    // A token for the target only: no repository it may pull holds the blob, so an upload.
+    let t = registry_token(&s, &bob, "repository:syn1/app:pull,push").await;
+    assert_eq!(bearer(Method::POST, url(&readable), &t).send().await.unwrap().status(), 202);
+    // Readable in syn2 with Basic credentials: mounted.
+    let r = bob.post(url(&readable)).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["location"], format!("/v2/syn1/app/blobs/{readable}").as_str());
+    assert_eq!(r.headers()["docker-content-digest"], readable.as_str());
+    let r = bob.get(s.v2(&format!("syn1/app/blobs/{readable}"))).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"a layer bob may pull");
+    // Already in the target: mounted again (201), whatever the token lists elsewhere.
+    assert_eq!(bearer(Method::POST, url(&readable), &t).send().await.unwrap().status(), 201);
+    // A digest nobody holds: an upload.
+    assert_eq!(bob.post(url(&sha256(b"never pushed"))).send().await.unwrap().status(), 202);
 }

@@ -471,6 +471,18 @@ impl Catalog {
         Ok(true)
     }
 
+    /// Up to `limit` repositories that link the blob (ids in ascending order; keys are the
+    /// digest then the big-endian repository id, so they sort by id).
+    pub fn repos_linking(&self, digest: &Digest, limit: usize) -> Result<Vec<u64>> {
+        let prefix = digest.to_key();
+        Ok(self
+            .index
+            .scan_keys(Tree::LinksByBlob, &prefix, None, limit)?
+            .into_iter()
+            .filter_map(|k| k.get(prefix.len()..).and_then(|id| <[u8; 8]>::try_from(id).ok()).map(u64::from_be_bytes))
+            .collect())
+    }
+
     /// True if any repository links the blob.
     pub fn blob_is_linked_anywhere(&self, digest: &Digest) -> Result<bool> {
         Ok(!self.index.scan(Tree::LinksByBlob, &digest.to_key(), None, 1)?.is_empty())
