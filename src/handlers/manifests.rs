@@ -172,11 +172,16 @@ impl App {
         if let Some(s) = &rec.subject {
             headers.push(("oci-subject", s.to_string()));
         }
+        let mut resp = bare(StatusCode::CREATED, &headers);
         // distribution-spec main: one `OCI-Tag` header per tag applied from `tag` parameters.
         if reference.as_digest().is_some() {
-            headers.extend(tags.into_iter().map(|t| ("oci-tag", t)));
+            for t in tags {
+                if let Ok(v) = HeaderValue::from_str(&t) {
+                    resp.headers_mut().append("oci-tag", v);
+                }
+            }
         }
-        Ok(bare(StatusCode::CREATED, &headers))
+        Ok(resp)
     }
 
     /// end-9: `DELETE /v2/<name>/manifests/<reference>`: by digest removes the manifest and every
