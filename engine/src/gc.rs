@@ -1,8 +1,14 @@
 //! Online garbage collection: mark from the index, sweep blobs nobody can reach, while pushes go on.
 //!
+//! Referrers first: a manifest whose subject is no longer a manifest of its repository, that no
+//! tag and no other manifest of the repository holds, and that is older than the grace window,
+//! is deleted (repeatedly, so referrers of referrers follow). Its blobs are then ordinary
+//! candidates: collected only if nothing else holds them.
+//!
 //! Mark: every blob linked to a repository, and every digest a stored manifest references (config,
-//! layers, child manifests, subject). Keep as well anything younger than the grace window, which
-//! covers blobs committed but not yet referenced by the manifest push that follows.
+//! layers, child manifests; not its subject: a signature does not keep an image alive). Keep as
+//! well anything younger than the grace window, which covers blobs committed but not yet
+//! referenced by the manifest push that follows.
 //!
 //! Sweep, one group of candidates at a time: under the exclusive side of `gc_lock` (which commits,
 //! mounts and manifest pushes hold shared while they check and apply), re-check each candidate and
@@ -54,9 +60,66 @@ pub struct GcReport {
 /// (one index batch, one flush), so pushes wait at most for one group's re-checks.
 const SWEEP_GROUP: usize = 64;
 
+/// At most this many rounds of orphaned-referrer deletion (a chain of referrers of referrers
+/// deeper than this is finished by the next collection).
+const REFERRER_ROUNDS: usize = 8;
+
+/// Deletes orphaned referrers (see the module comment). Returns how many.
+fn delete_orphan_referrers(inner: &Inner, cutoff: i64) -> Result<u64> {
+    let cat = &inner.catalog;
+    let mut deleted = 0;
+    for _ in 0..REFERRER_ROUNDS {
+        let mut candidates: Vec<(u64, Digest)> = Vec::new();
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = cat.scan::<ManifestRecord>(Tree::Manifests, b"", after.as_deref(), 1024)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (k, m) in page {
+                let (Some(subject), Some(repo), Some(d)) = (
+                    m.subject.as_ref(),
+                    k.get(..8).and_then(|r| <[u8; 8]>::try_from(r).ok()).map(u64::from_be_bytes),
+                    k.get(8..).and_then(Digest::from_key),
+                ) else {
+                    continue;
+                };
+                if m.created < cutoff && cat.manifest(repo, subject)?.is_none() {
+                    candidates.push((repo, d));
+                }
+            }
+        }
+        let mut round = 0;
+        for (repo, d) in candidates {
+            // Exclusive against manifest pushes and mounts (which check links and apply under
+            // the shared side), never across the flush.
+            let (refs, pending) = {
+                let _x = inner.gc_lock.write();
+                cat.delete_orphan_referrer_pending(repo, &d, cutoff)?
+            };
+            cat.wait(pending)?;
+            let Some(refs) = refs else { continue };
+            round += 1;
+            for r in refs {
+                let pending = {
+                    let _x = inner.gc_lock.write();
+                    cat.unlink_unreferenced_pending(repo, &r)?.1
+                };
+                cat.wait(pending)?;
+            }
+        }
+        deleted += round;
+        if round == 0 {
+            break;
+        }
+    }
+    Ok(deleted)
+}
+
 pub(crate) fn run(inner: &Inner) -> Result<GcReport> {
     let cat = &inner.catalog;
     let idx = cat.index();
+    let grace_cutoff = now_secs() - inner.cfg.gc_grace.as_secs() as i64;
+    let referrers_deleted = delete_orphan_referrers(inner, grace_cutoff)?;
     let mut marked: HashSet<Digest> = HashSet::new();
     idx.for_each_key(Tree::LinksByBlob, b"", &mut |k| {
         if let Some(d) = Digest::from_key(&k[..k.len().saturating_sub(8)]) {
@@ -71,10 +134,8 @@ pub(crate) fn run(inner: &Inner) -> Result<GcReport> {
         after = Some(last.clone());
         for (_, m) in page {
             marked.extend(m.refs);
-            marked.extend(m.subject);
         }
     }
-    let grace_cutoff = now_secs() - inner.cfg.gc_grace.as_secs() as i64;
     let mut report = GcReport { blobs_marked: marked.len() as u64, ..GcReport::default() };
     let mut candidates = Vec::new();
     let mut after: Option<Vec<u8>> = None;
@@ -139,6 +200,6 @@ pub(crate) fn run(inner: &Inner) -> Result<GcReport> {
             }
         }
     }
-    tracing::info!(?report, "garbage collection finished");
+    tracing::info!(?report, referrers_deleted, "garbage collection finished");
     Ok(report)
 }

@@ -563,7 +563,10 @@ impl Catalog {
         let rk = repo_key(repo);
         let dk = digest.to_key();
         b.put(Tree::Manifests, cat(&rk, &dk), encode(rec));
-        for r in rec.refs.iter().chain(&rec.subject) {
+        // A referrer does not hold its subject: deleting an image lets GC take it, and its
+        // referrers after it (distribution-spec: referrers of a deleted subject MAY go). The
+        // subject is found through the Referrers tree instead.
+        for r in &rec.refs {
             b.put(Tree::RefsByBlob, cat(&cat(&r.to_key(), &rk), &dk), super::codec::seal(UNIT));
         }
         self.link_into(b, repo, digest, rec.size)?;
@@ -582,6 +585,48 @@ impl Catalog {
             b.put(Tree::History, cat(&rk, &seq.to_be_bytes()), encode(&commit));
         }
         Ok(())
+    }
+
+    /// Deletes an orphaned referrer of repository `repo`, if it still is one when checked under
+    /// the write lock: a manifest with a subject that is not a manifest of the repository, no
+    /// tag, no other manifest of the repository listing it, and created before `cutoff` (unix
+    /// seconds; the grace window lets a referrer be pushed before its subject). Returns the
+    /// blobs it referenced (to be unlinked with [`Catalog::unlink_unreferenced_pending`]), or
+    /// None if it was kept. GC calls this under its exclusion; a tag or an index pushed
+    /// meanwhile keeps the referrer.
+    pub(crate) fn delete_orphan_referrer_pending(
+        &self,
+        repo: u64,
+        digest: &Digest,
+        cutoff: i64,
+    ) -> Result<(Option<Vec<Digest>>, Pending)> {
+        self.write_pending(|b| {
+            let Some(rec) = self.manifest(repo, digest)? else { return Ok(None) };
+            let Some(subject) = &rec.subject else { return Ok(None) };
+            if rec.created >= cutoff || self.manifest(repo, subject)?.is_some() {
+                return Ok(None);
+            }
+            let rk = repo_key(repo);
+            if !self.index.scan(Tree::RefsByBlob, &cat(&digest.to_key(), &rk), None, 1)?.is_empty() {
+                return Ok(None);
+            }
+            if self.scan::<TagRecord>(Tree::Tags, &rk, None, usize::MAX)?.iter().any(|(_, t)| &t.digest == digest) {
+                return Ok(None);
+            }
+            Ok(self.delete_manifest_into(b, repo, digest)?.then_some(rec.refs))
+        })
+    }
+
+    /// Unlinks `digest` from repository `repo` if no manifest of the repository references it
+    /// (checked under the write lock). Used by GC for the blobs of a referrer it deleted: they
+    /// were linked for that referrer, and nothing there needs them any more.
+    pub(crate) fn unlink_unreferenced_pending(&self, repo: u64, digest: &Digest) -> Result<(bool, Pending)> {
+        self.write_pending(|b| {
+            if !self.index.scan(Tree::RefsByBlob, &cat(&digest.to_key(), &repo_key(repo)), None, 1)?.is_empty() {
+                return Ok(false);
+            }
+            self.unlink_into(b, repo, digest)
+        })
     }
 
     pub fn manifest(&self, repo: u64, digest: &Digest) -> Result<Option<ManifestRecord>> {
