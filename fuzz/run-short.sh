@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every cargo-fuzz target for N seconds each (N = first argument, default 30) and exits
 # non-zero as soon as one finds a crash (the reproducer is left in fuzz/artifacts/<target>/).
-# Targets: the parsers (digest, manifest, name_reference, ranges), scope_check (the REST
+# Targets: the parsers (digest, manifest, name_reference, ranges), registry_request (the
+# registry router with its query parameters: tag, digest-algorithm, mount/from), scope_check (the REST
 # credential rule and route matching) and engine_model, the blob
 # engine against a model with simulated power loss; the list below must name every target in
 # Cargo.toml (checked against `cargo fuzz list`).
@@ -20,7 +21,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 export RUSTC_BOOTSTRAP="${RUSTC_BOOTSTRAP:-1}"
 
-targets="digest engine_model manifest name_reference ranges scope_check"
+targets="digest engine_model manifest name_reference ranges registry_request scope_check"
 if [ "$(cargo fuzz list | LC_ALL=C sort | tr '\n' ' ')" != "$targets " ]; then
   echo "run-short.sh lists '$targets' but cargo fuzz list says: $(cargo fuzz list | tr '\n' ' ')" >&2
   exit 2

@@ -22,6 +22,9 @@ pub struct App {
     pub(crate) responses: [std::sync::atomic::AtomicU64; 6],
     /// (Authorization header, repository, action) -> the authorized caller.
     pub(crate) decisions: cache::GenCache<([u8; 32], String, u8), Authenticated>,
+    /// (Authorization header, repository, action) already answered with a 401 challenge for a
+    /// registry token that lacks the action (see `handlers::insufficient_scope`).
+    pub(crate) challenged: cache::GenCache<([u8; 32], String, u8), ()>,
     /// (repository, reference) -> (manifest digest, record).
     pub(crate) resolved: cache::GenCache<(String, String), (Digest, stowage_engine::ManifestRecord)>,
     /// (repository, blob) -> blob size, for blobs the repository references.
@@ -50,6 +53,7 @@ impl App {
             manifest_cache: cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
             responses: Default::default(),
             decisions: cache::GenCache::new(HOT_CACHE_ENTRIES, DECISION_MAX_AGE),
+            challenged: cache::GenCache::new(HOT_CACHE_ENTRIES, crate::handlers::RECHALLENGE_WINDOW),
             resolved: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
             blob_sizes: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
         })

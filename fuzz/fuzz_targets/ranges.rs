@@ -1,9 +1,10 @@
 //! `Content-Range` and `Range`: parsing and resolving never panic, parsed values display and
-//! re-parse equal, and a resolved range always lies inside the blob.
+//! re-parse equal, a resolved range always lies inside the blob, and the blob GET decision
+//! (`RangeDecision`) honours or refuses every range that parses.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stowage::oci::{ByteRange, ContentRange};
+use stowage::oci::{ByteRange, ContentRange, RangeDecision};
 
 fuzz_target!(|data: &[u8]| {
     // The first 8 bytes pick a blob length; the rest is the header value.
@@ -17,6 +18,15 @@ fuzz_target!(|data: &[u8]| {
         assert!(cr.start <= cr.end);
         assert_eq!(cr.byte_count(), cr.end - cr.start + 1);
         assert_eq!(cr.to_string().parse::<ContentRange>(), Ok(cr));
+    }
+    // The answer to a blob GET: a partial answer lies inside the blob; every range that parses
+    // is honoured or refused, never ignored.
+    for len in [0, 1, 100, fuzzed_len] {
+        match RangeDecision::for_header(s, len) {
+            RangeDecision::Partial { start, end } => assert!(start <= end && end < len, "{s:?} on {len}"),
+            RangeDecision::Whole => assert!(s.parse::<ByteRange>().is_err(), "{s:?} parsed but was ignored"),
+            RangeDecision::Unsatisfiable => {}
+        }
     }
     if let Ok(r) = s.parse::<ByteRange>() {
         assert_eq!(r.to_string().parse::<ByteRange>(), Ok(r));

@@ -106,7 +106,7 @@ impl App {
         if let Some(who) = self.decisions.get(&key, generation) {
             return Ok(who);
         }
-        let who = self.authorize_uncached(ep, headers, peer).await?;
+        let who = self.authorize_uncached(ep, headers, peer, &key).await?;
         self.decisions.put(key, generation, who.clone());
         Ok(who)
     }
@@ -116,6 +116,7 @@ impl App {
         ep: &Endpoint,
         headers: &http::HeaderMap,
         peer: IpAddr,
+        key: &([u8; 32], String, u8),
     ) -> Result<Authenticated, ApiError> {
         let scope_of = |name: &str, act: RegistryAction| match act {
             RegistryAction::Pull => format!("repository:{name}:pull"),
@@ -160,15 +161,39 @@ impl App {
                 }
                 if let Some(c) = &who.claims {
                     if !c.grants(name.as_str(), act.as_str()) {
-                        return Err(self.challenge(
-                            Some(&scope_of(name.as_str(), act)),
-                            &format!("the token does not grant {} on {name}; ask for a new token", act.as_str()),
-                        ));
+                        return Err(self.insufficient_scope(key, &scope_of(name.as_str(), act), name, act));
                     }
                 }
             }
         }
         Ok(who)
+    }
+
+    /// The answer to a registry token that lacks an action the rules allow its holder.
+    ///
+    /// The first time: 401 with the Bearer challenge naming the scope, which docker, containerd
+    /// and the other clients that follow challenges answer by fetching a new token (so they
+    /// never send this token for this again). A client that sends the very same token for the
+    /// same action again within [`RECHALLENGE_WINDOW`] has not followed the challenge: some
+    /// (oras-py 0.2) only fetch a new token after a 403, as GHCR answers a token with too few
+    /// scopes. It gets RFC 6750 §3.1's answer to insufficient scope: 403 with the same challenge
+    /// and `error="insufficient_scope"`. Either answer grants nothing; the new token is decided
+    /// by the token endpoint under the same rules.
+    fn insufficient_scope(
+        &self,
+        key: &([u8; 32], String, u8),
+        scope: &str,
+        name: &crate::oci::RepositoryName,
+        act: RegistryAction,
+    ) -> ApiError {
+        let message = format!("the token does not grant {} on {name}; ask for a new token", act.as_str());
+        if self.challenged.get(key, 0).is_some() {
+            let challenge = format!(r#"{},error="insufficient_scope""#, self.auth.challenge(Some(scope)));
+            return ApiError::new(StatusCode::FORBIDDEN, Code::Denied, message)
+                .with_header(header::WWW_AUTHENTICATE, &challenge);
+        }
+        self.challenged.put(key.clone(), 0, ());
+        self.challenge(Some(scope), &message)
     }
 
     /// The answer to a failed login at the registry: 429 when the login queue is full, the
@@ -236,6 +261,10 @@ impl App {
         })
     }
 }
+
+/// How long a 401 challenge for a token's missing action is remembered (see
+/// `App::insufficient_scope`).
+pub const RECHALLENGE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn registry_action(a: Action) -> Option<RegistryAction> {
     match a {

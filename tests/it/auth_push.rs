@@ -134,3 +134,42 @@ async fn a_mount_without_from_finds_a_repository_the_caller_may_pull() {
     // A digest nobody holds: an upload.
     assert_eq!(bob.post(url(&sha256(b"never pushed"))).send().await.unwrap().status(), 202);
 }
+
+/// A client that sends a token again after the 401 challenge for an action it lacks (oras-py
+/// 0.2 does: it only fetches a new token after a 403) gets 403 with the same challenge and
+/// `error="insufficient_scope"` (RFC 6750 §3.1); the first answer stays the 401 that docker and
+/// containerd follow. Neither answer lets the token do more.
+#[tokio::test]
+async fn a_token_sent_again_after_its_challenge_gets_403_insufficient_scope() {
+    let s = TestServer::start();
+    push_image(&s, "syn1/app", "latest", b"layer").await;
+    create_user(&s, "bob", BOB_PASSWORD).await;
+    certify(&s, "bob", true).await;
+    set_acl(&s, "syn1", &[("user:bob", "edit")]).await;
+    let bob = client_as("bob", BOB_PASSWORD);
+    let pull = registry_token(&s, &bob, "repository:syn1/app:pull").await;
+    let url = s.v2("syn1/app/blobs/uploads/");
+    let scope = "repository:syn1/app:pull,push";
+    let challenge = format!(r#"Bearer realm="{}",service="stowage",scope="{scope}""#, s.v2("token"));
+    let message = "the token does not grant push on syn1/app; ask for a new token".to_string();
+
+    let r = bearer(Method::POST, url.clone(), &pull).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], challenge.as_str());
+    assert_eq!(first_error(r).await, ("UNAUTHORIZED".to_string(), message.clone()));
+    for _ in 0..2 {
+        let r = bearer(Method::POST, url.clone(), &pull).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.headers()["www-authenticate"], format!(r#"{challenge},error="insufficient_scope""#).as_str());
+        assert_eq!(first_error(r).await, ("DENIED".to_string(), message.clone()));
+    }
+    // The token still pulls.
+    let r = bearer(Method::GET, s.v2("syn1/app/manifests/latest"), &pull).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // Another token (as a client that follows the challenge holds) gets the 401 first.
+    let other = registry_token(&s, &bob, "repository:syn1/app:pull repository:syn1/other:pull").await;
+    assert_eq!(bearer(Method::POST, url.clone(), &other).send().await.unwrap().status(), 401);
+    // Following the challenge's scope gives a token that pushes.
+    let push = registry_token(&s, &bob, scope).await;
+    assert_eq!(bearer(Method::POST, url.clone(), &push).send().await.unwrap().status(), 202);
+}
