@@ -230,7 +230,10 @@ impl Endpoint {
             }
         } else if n >= 3 && segs[n - 2] == "referrers" {
             only_get(method)?;
-            let artifact_type = q.get("artifactType").map(str::to_string);
+            // A media type may hold '+' (`application/spdx+json`) and never a space, so '+' here
+            // is a plus sign even when a client leaves it unescaped (RFC 3986 gives it no other
+            // meaning in a query; only form encoding does).
+            let artifact_type = raw_param(query, "artifactType").map(|v| decode(v, false));
             Endpoint::Referrers { name: name_of(n - 2)?, digest: parse_digest(segs[n - 1])?, artifact_type }
         } else if n >= 3 && segs[n - 2] == "blobs" && segs[n - 1] == "uploads"
             || n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" && segs[n - 1].is_empty()
@@ -404,9 +407,23 @@ impl Query {
     }
 }
 
+/// The undecoded value of the first `key=` parameter of a query.
+fn raw_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|p| match p.split_once('=') {
+        Some((k, v)) if decode(k, true) == key => Some(v),
+        None if decode(p, true) == key => Some(""),
+        _ => None,
+    })
+}
+
 /// Decodes `%XX` escapes and `+` (form encoding). Invalid escapes are kept as they are, so they fail
 /// validation downstream with the original text.
 pub fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+/// Decodes `%XX` escapes, and `+` as a space when `plus_is_space`.
+fn decode(s: &str, plus_is_space: bool) -> String {
     if !s.contains(['%', '+']) {
         return s.to_string();
     }
@@ -428,7 +445,7 @@ pub fn percent_decode(s: &str) -> String {
                     }
                 }
             }
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -506,6 +523,15 @@ mod tests {
         assert_eq!(e.status, StatusCode::NOT_FOUND);
         assert_eq!(Endpoint::parse(&Method::GET, "/api/v1/x", None).unwrap(), None);
         assert_eq!(p(Method::GET, "/v2/", None), Endpoint::Base);
+    }
+
+    #[test]
+    fn artifact_type_keeps_its_plus_sign() {
+        for q in ["artifactType=application/spdx+json", "x=1&artifactType=application%2Fspdx%2Bjson"] {
+            let ep = p(Method::GET, &format!("/v2/syn1/app/referrers/{D}"), Some(q));
+            let Endpoint::Referrers { artifact_type: Some(t), .. } = &ep else { panic!("{ep:?}") };
+            assert_eq!(t, "application/spdx+json", "{q}");
+        }
     }
 
     #[test]

@@ -290,3 +290,25 @@ async fn every_valid_single_range_is_honoured_or_416() {
     assert_eq!(r.status(), 416);
     assert_eq!(header(&r, "content-range"), "bytes */20");
 }
+
+#[tokio::test]
+async fn artifact_type_filter_takes_a_plus_sign_escaped_or_not() {
+    let s = TestServer::start();
+    let (subject, sm) = push_image(&s, "syn1/app", "v1", DATA).await;
+    push_blob(&s, "syn1/app", EMPTY_JSON).await;
+    let m = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/spdx+json",
+        "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": EMPTY_DIGEST, "size": 2 },
+        "layers": [],
+        "subject": { "mediaType": OCI_MANIFEST, "digest": subject, "size": sm.len() },
+    }))
+    .unwrap();
+    assert_eq!(put_manifest(&s, "syn1/app", &sha256(&m), OCI_MANIFEST, &m).await.status(), 201);
+    for q in ["application/spdx+json", "application%2Fspdx%2Bjson"] {
+        let r = get(&s, &format!("syn1/app/referrers/{subject}?artifactType={q}")).await;
+        assert_eq!(header(&r, "oci-filters-applied"), "artifactType");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["manifests"][0]["digest"], sha256(&m), "{q}: {v}");
+        assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
+    }
+}
