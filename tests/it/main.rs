@@ -20,6 +20,7 @@ mod listing;
 mod manifests;
 mod real_access;
 mod real_docker;
+mod real_multiarch;
 mod real_oras;
 mod real_podman;
 mod real_skopeo;
