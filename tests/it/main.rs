@@ -19,6 +19,7 @@ mod limits;
 mod listing;
 mod manifests;
 mod real_access;
+mod real_curl;
 mod real_docker;
 mod real_multiarch;
 mod real_oras;
