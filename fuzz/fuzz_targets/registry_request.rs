@@ -12,8 +12,8 @@ use stowage::router::{Endpoint, MAX_TAGS_PER_PUT};
 fuzz_target!(|data: &[u8]| {
     // First byte picks the method; the rest is "<path>?<query>" (the query may be absent).
     let Some((&m, rest)) = data.split_first() else { return };
-    let method = [Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::PATCH, Method::DELETE][m as usize % 6]
-        .clone();
+    let method =
+        [Method::GET, Method::HEAD, Method::PUT, Method::POST, Method::PATCH, Method::DELETE][m as usize % 6].clone();
     let Ok(s) = std::str::from_utf8(rest) else { return };
     let (path, query) = match s.split_once('?') {
         Some((p, q)) => (p, Some(q)),
