@@ -15,7 +15,12 @@ use stowage_engine::index::Tree;
 use stowage_engine::io::IoChoice;
 use stowage_engine::{Digest, Engine, ManifestRecord};
 
-on_both_backends!(unreferenced_blobs_are_collected, young_blobs_survive, gc_races_pushes);
+on_both_backends!(
+    unreferenced_blobs_are_collected,
+    young_blobs_survive,
+    gc_races_pushes,
+    referrers_follow_their_subject
+);
 
 fn manifest_record(size: u64, refs: Vec<Digest>) -> ManifestRecord {
     ManifestRecord {
@@ -40,6 +45,24 @@ async fn push_manifest(engine: &Engine, repo_id: u64, refs: Vec<Digest>, tag: Op
     let missing =
         engine.put_manifest(repo_id, &d, &manifest_record(body.len() as u64, refs), tag.map(|t| (t, "alice"))).unwrap();
     assert!(missing.is_empty(), "manifest {d} misses {missing:?}");
+    d
+}
+
+/// Stores a referrer of `subject` referencing `refs` in `repo_id` (optionally tagged).
+async fn push_referrer(
+    engine: &Engine,
+    repo_id: u64,
+    subject: &Digest,
+    refs: Vec<Digest>,
+    tag: Option<&str>,
+) -> Digest {
+    let layers: Vec<String> = refs.iter().map(|d| format!(r#""{d}""#)).collect();
+    let body = format!(r#"{{"schemaVersion":2,"subject":"{subject}","layers":[{}]}}"#, layers.join(","));
+    let d = sha256(body.as_bytes());
+    engine.put_small_blob(REPO, &d, Bytes::from(body.clone())).await.unwrap();
+    let mut rec = manifest_record(body.len() as u64, refs);
+    rec.subject = Some(subject.clone());
+    assert!(engine.put_manifest(repo_id, &d, &rec, tag.map(|t| (t, "alice"))).unwrap().is_empty());
     d
 }
 
@@ -209,4 +232,37 @@ async fn gc_races_pushes(io: IoChoice) {
     assert_eq!(assert_referenced_blobs_intact(&engine), checked);
     common::verify_blob_files(dir.path());
     eprintln!("{manifests} manifests pushed against {runs} collections that deleted {deleted} blobs");
+}
+
+/// A referrer does not keep its subject; once the subject is gone, an untagged referrer goes with
+/// the blobs only it held, and a tagged one stays.
+async fn referrers_follow_their_subject(io: IoChoice) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), io);
+    cfg.gc_grace = Duration::ZERO;
+    let (engine, repo_id) = open(cfg);
+    let layer = push(&engine, REPO, &data(40, 10_000), 4_096).await.unwrap().digest;
+    let image = push_manifest(&engine, repo_id, vec![layer.clone()], Some("v1")).await;
+    let sig_layer = push(&engine, REPO, &data(41, 3_000), 4_096).await.unwrap().digest;
+    let sig = push_referrer(&engine, repo_id, &image, vec![sig_layer.clone()], None).await;
+    let sbom_layer = push(&engine, REPO, &data(42, 2_000), 4_096).await.unwrap().digest;
+    let sbom = push_referrer(&engine, repo_id, &image, vec![sbom_layer.clone()], Some("sbom")).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(engine.collect_garbage().unwrap().blobs_deleted, 0, "the subject lives");
+
+    assert!(engine.catalog().delete_manifest(repo_id, &image).unwrap());
+    let report = engine.collect_garbage().unwrap();
+    // The image's manifest, the untagged referrer and its layer; the image's layer stays linked.
+    assert_eq!(report.blobs_deleted, 3, "{report:?}");
+    for gone in [&image, &sig, &sig_layer] {
+        assert_eq!(engine.stat_blob(gone).unwrap(), None, "{gone}");
+    }
+    assert!(engine.catalog().manifest(repo_id, &sig).unwrap().is_none());
+    assert!(!engine.catalog().is_linked(repo_id, &sig_layer).unwrap());
+    assert!(engine.catalog().manifest(repo_id, &sbom).unwrap().is_some(), "a tagged referrer stays");
+    for kept in [&layer, &sbom, &sbom_layer] {
+        assert!(engine.stat_blob(kept).unwrap().is_some(), "{kept}");
+    }
+    assert_eq!(engine.catalog().referrers(repo_id, &image).unwrap(), [sbom]);
+    assert_referenced_blobs_intact(&engine);
 }
