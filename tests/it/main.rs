@@ -26,6 +26,7 @@ mod real_access;
 mod real_docker;
 mod real_podman;
 mod real_skopeo;
+mod real_tls;
 mod sec_audit;
 mod sec_exposure;
 mod sec_logins;
