@@ -153,3 +153,76 @@ async fn a_changed_certificate_is_served_to_new_connections_and_open_ones_carry_
     // ...while the connection opened before the swap still serves requests.
     assert_eq!(old.get(s.v2("")).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn the_connection_watchdog_holds_on_tls_connections() {
+    use tokio::io::AsyncReadExt;
+    let (s, ca) = tls_server(|st| {
+        st.header_timeout = Duration::from_secs(1);
+        st.max_connections_per_ip = 3;
+    });
+    let certs = s.dir.path().join("certs");
+    let connector = {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(rustls::pki_types::CertificateDer::from_pem_file(certs.join("ca.crt")).unwrap()).unwrap();
+        let cfg =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+    };
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        connector.connect(name, tcp).await.unwrap()
+    };
+    // A completed handshake and then no request head: closed once header_timeout has passed
+    // since the connection opened.
+    let started = Instant::now();
+    let mut quiet = connect().await;
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(10), quiet.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "{took:?}");
+    // The per-address cap counts TLS connections: three open, the fourth is closed at once.
+    let _a = connect().await;
+    let _b = connect().await;
+    let _c = connect().await;
+    let tcp = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let third = tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp)).await.unwrap();
+    assert!(third.is_err(), "the fourth connection got a handshake");
+    drop((_a, _b, _c));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let m = https_client(&ca).build().unwrap().get(format!("{}/metrics", s.url)).send().await.unwrap();
+    let text = m.text().await.unwrap();
+    assert!(text.contains("\nstowage_connections_refused_total 1\n"), "{text}");
+    assert!(text.contains("\nstowage_connections_expired_total{reason=\"no_head\"} 1\n"), "{text}");
+}
+
+#[test]
+fn stowage_admin_talks_https_with_the_ca_it_is_given() {
+    let (s, _) = tls_server(|_| {});
+    let ca = s.dir.path().join("certs/ca.crt");
+    let admin = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
+            .args(["admin", "--url", &s.url, "--user", "admin", "--password", ADMIN_PASSWORD])
+            .args(extra)
+            .args(["projects", "list"])
+            .env_remove("STOWAGE_CA_CERT")
+            .output()
+            .unwrap()
+    };
+    let out = admin(&["--ca-cert", ca.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.to_string().contains("syn1"), "{v}");
+    let out = admin(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach"), "{err}");
+}
