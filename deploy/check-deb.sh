@@ -15,10 +15,14 @@ if ! cargo deb --version >/dev/null 2>&1; then
     log "installing cargo-deb"
     cargo install cargo-deb --locked >&2
 fi
-log "cargo deb (release build)"
-cargo deb >/tmp/stowage-deb-build.log 2>&1 || { tail -40 /tmp/stowage-deb-build.log >&2; exit 1; }
-deb=$(tail -1 /tmp/stowage-deb-build.log)
-[ -f "$deb" ] || { log "no .deb at '$deb'"; tail -20 /tmp/stowage-deb-build.log >&2; exit 1; }
+ctrl=$(mktemp -d)
+root=$(mktemp -d)
+buildlog=$(mktemp)
+trap 'rm -rf "$ctrl" "$root" "$buildlog"' EXIT
+log "cargo deb --strip (release build; the release profile keeps debug info, the package does not)"
+cargo deb --strip >"$buildlog" 2>&1 || { tail -40 "$buildlog" >&2; exit 1; }
+deb=$(tail -1 "$buildlog")
+[ -f "$deb" ] || { log "no .deb at '$deb'"; tail -20 "$buildlog" >&2; exit 1; }
 
 dpkg-deb --info "$deb" >&2
 contents=$(dpkg-deb --contents "$deb")
@@ -30,9 +34,6 @@ need ' \./(usr/)?lib/systemd/system/stowage\.service$' "$contents" "the systemd 
 need ' \./etc/stowage/config\.toml$' "$contents" "/etc/stowage/config.toml"
 need ' \./usr/share/doc/stowage/grafana-dashboard\.json$' "$contents" "the Grafana dashboard"
 
-ctrl=$(mktemp -d)
-root=$(mktemp -d)
-trap 'rm -rf "$ctrl" "$root"' EXIT
 dpkg-deb --control "$deb" "$ctrl"
 need '^/etc/stowage/config\.toml$' "$(cat "$ctrl/conffiles")" "config.toml as a conffile"
 need 'adduser --system --group' "$(cat "$ctrl/postinst")" "postinst making the stowage user"
