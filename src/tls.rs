@@ -33,8 +33,9 @@ pub struct CertResolver {
     current: RwLock<Arc<CertifiedKey>>,
     /// The stamp of the files `current` was read from.
     loaded: Mutex<Option<Stamp>>,
-    /// The stamp of files that failed to load, so a poll does not retry (and log) them again.
-    failed: Mutex<Option<Stamp>>,
+    /// The stamp of files that failed to load (`Some(None)`: they were missing), so a poll does
+    /// not retry (and log) the same files again.
+    failed: Mutex<Option<Option<Stamp>>>,
 }
 
 impl ResolvesServerCert for CertResolver {
@@ -60,10 +61,12 @@ impl CertResolver {
     /// whether a new certificate is now served.
     pub fn reload(&self, force: bool) -> anyhow::Result<bool> {
         let now = stamp(&self.files);
-        if !force && now.is_some() && (now == *self.loaded.lock() || now == *self.failed.lock()) {
+        let unchanged = now.is_some() && now == *self.loaded.lock();
+        if !force && (unchanged || self.failed.lock().as_ref() == Some(&now)) {
             return Ok(false);
         }
-        let key = read_pair(&self.files).inspect_err(|_| *self.failed.lock() = now)?;
+        let key = read_pair(&self.files).inspect_err(|_| *self.failed.lock() = Some(now))?;
+        *self.failed.lock() = None;
         *self.current.write() = Arc::new(key);
         *self.loaded.lock() = now;
         Ok(true)
@@ -153,4 +156,40 @@ pub fn watch(resolver: Arc<CertResolver>, poll: Duration) -> anyhow::Result<impl
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_follows_changes_and_reports_a_bad_pair_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        crate::certs::init(&a, &["localhost".to_string()]).unwrap();
+        crate::certs::init(&b, &["localhost".to_string()]).unwrap();
+        let files = TlsFiles { cert: dir.path().join("live.crt"), key: dir.path().join("live.key") };
+        let put = |from: &Path| {
+            for (src, dst) in [("server.crt", &files.cert), ("server.key", &files.key)] {
+                std::fs::copy(from.join(src), dst.with_extension("new")).unwrap();
+                std::fs::rename(dst.with_extension("new"), dst).unwrap();
+            }
+        };
+        put(&a);
+        let r = CertResolver::load(&files).unwrap();
+        let leaf_a = r.current_leaf();
+        assert!(!r.reload(false).unwrap(), "unchanged files are not reread");
+        put(&b);
+        assert!(r.reload(false).unwrap());
+        assert_ne!(r.current_leaf(), leaf_a);
+        // Missing files: one error, then quiet until they change; the old pair stays.
+        std::fs::remove_file(&files.key).unwrap();
+        let e = r.reload(false).unwrap_err().to_string();
+        assert!(e.starts_with("cannot open the TLS key"), "{e}");
+        assert!(!r.reload(false).unwrap(), "the same failure is not retried by a poll");
+        assert!(r.reload(true).is_err(), "SIGHUP always retries");
+        put(&a);
+        assert!(r.reload(false).unwrap());
+        assert_eq!(r.current_leaf(), leaf_a);
+    }
 }
