@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Default: none.
     pub tls_key: Option<PathBuf>,
+    /// How often the TLS files are checked for a change (size, modification time, inode);
+    /// `"0s"` turns the check off, leaving SIGHUP. Default `2s`.
+    pub tls_reload_interval: String,
     /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`, `fd00::/8`) of reverse proxies whose
     /// `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host` headers are believed. From any
     /// other peer these headers are ignored. Default: none.
@@ -113,6 +116,7 @@ impl Default for ServerConfig {
             public_url: None,
             tls_cert: None,
             tls_key: None,
+            tls_reload_interval: "2s".into(),
             trusted_proxies: Vec::new(),
             max_manifest_size: "4MiB".into(),
             max_header_size: "64KiB".into(),
@@ -177,8 +181,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `(certificate chain, key)` PEM files: TLS on.
     pub tls: Option<TlsFiles>,
-    /// How often the TLS files are checked for a change (not in the file: tests shorten it).
-    pub tls_reload_poll: Duration,
+    /// How often the TLS files are checked for a change; `None`: only on SIGHUP.
+    pub tls_reload_poll: Option<Duration>,
     pub trusted_proxies: Vec<crate::public_url::Network>,
     pub max_manifest_bytes: usize,
     pub max_header_bytes: usize,
@@ -290,7 +294,8 @@ impl Config {
             listen,
             public_url,
             tls,
-            tls_reload_poll: crate::tls::RELOAD_POLL,
+            tls_reload_poll: Some(parse_duration("server.tls_reload_interval", &s.tls_reload_interval)?)
+                .filter(|d| !d.is_zero()),
             trusted_proxies,
             max_manifest_bytes: usize::try_from(max_manifest_bytes)?,
             max_header_bytes: usize::try_from(max_header_bytes)?,
@@ -381,6 +386,10 @@ mod tests {
         assert_eq!(s.small_body_timeout, d.small_body_timeout);
         assert_eq!((s.upload_min_rate, d.upload_min_rate), (16 << 10, 16 << 10));
         assert_eq!(s.upload_min_rate_period, d.upload_min_rate_period);
+        assert_eq!(
+            (s.tls_reload_poll, d.tls_reload_poll),
+            (Some(Duration::from_secs(2)), Some(Duration::from_secs(2)))
+        );
     }
 
     #[test]
@@ -420,5 +429,7 @@ mod tests {
         let e = Config::parse("[server]\npublic_url = \"registry.example.org\"").unwrap().validate().unwrap_err();
         assert!(e.to_string().contains("http:// or https://"), "{e}");
         assert!(Config::parse("[server]\npublic_url = \"https://r.example.org/v2\"").unwrap().validate().is_err());
+        let s = Config::parse("[server]\ntls_reload_interval = \"0s\"").unwrap().validate().unwrap();
+        assert_eq!(s.tls_reload_poll, None);
     }
 }

@@ -20,8 +20,6 @@ use std::time::{Duration, SystemTime};
 
 /// Largest certificate chain or key file read: real ones are a few KiB.
 const MAX_PEM_BYTES: u64 = 1 << 20;
-/// How often the files are checked for a change.
-pub const RELOAD_POLL: Duration = Duration::from_secs(2);
 
 /// What identifies one version of the two files: (size, mtime, inode) of each.
 type Stamp = [(u64, Option<SystemTime>, u64); 2];
@@ -132,17 +130,22 @@ pub fn server_config(resolver: Arc<CertResolver>) -> anyhow::Result<Arc<rustls::
 }
 
 /// Reloads the certificate on SIGHUP (always) and when the files change (checked every
-/// `poll`), until the task is aborted. The SIGHUP handler is installed before this returns.
-pub fn watch(resolver: Arc<CertResolver>, poll: Duration) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+/// `poll`, if given), until the task is aborted. The SIGHUP handler is installed before this
+/// returns.
+pub fn watch(
+    resolver: Arc<CertResolver>,
+    poll: Option<Duration>,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup()).map_err(|e| anyhow::anyhow!("cannot handle SIGHUP: {e}"))?;
     Ok(async move {
-        let mut tick = tokio::time::interval(poll);
+        // Without polling the timer never fires (an hour is as good as never, and keeps one code path).
+        let mut tick = tokio::time::interval(poll.unwrap_or(Duration::from_secs(3600)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let trigger = tokio::select! {
                 _ = hup.recv() => "SIGHUP",
-                _ = tick.tick() => "file change",
+                _ = tick.tick(), if poll.is_some() => "file change",
             };
             let r = resolver.clone();
             let force = trigger == "SIGHUP";

@@ -245,19 +245,34 @@ fn a_certificate_swapped_on_sighup_is_served_to_the_next_connection() {
         std::fs::copy(a.join(f), live.join(f)).unwrap();
     }
     let (cert, key) = (live.join("server.crt"), live.join("server.key"));
+    // No polling of the files: only the signal can make the server reread them.
+    let config = tmp.path().join("config.toml");
+    std::fs::write(&config, "[server]\ntls_reload_interval = \"0s\"\n").unwrap();
     let mut d = Daemon::start(
-        &["--listen", "127.0.0.1:0", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
         &[],
     );
     let addr = d.wait_addr();
     let roots = [a.join("ca.crt"), b.join("ca.crt")];
     let roots: Vec<&Path> = roots.iter().map(|p| p.as_path()).collect();
     assert_eq!(served_leaf(addr, &roots), pem_der(&a.join("server.crt")));
-    // Swap both files in place (new names moved over the old), then SIGHUP at once.
+    // Swap both files in place (new names moved over the old): still the old certificate...
     for f in ["server.crt", "server.key"] {
         std::fs::copy(b.join(f), live.join(format!("{f}.new"))).unwrap();
         std::fs::rename(live.join(format!("{f}.new")), live.join(f)).unwrap();
     }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(served_leaf(addr, &roots), pem_der(&a.join("server.crt")));
+    // ...until SIGHUP.
     d.signal(libc::SIGHUP);
     let l = d.wait_line("the reload line", |l| l.contains("TLS certificate reloaded"));
     assert!(l.contains("trigger=\"SIGHUP\""), "{l}");

@@ -116,7 +116,7 @@ async fn a_stalled_tls_handshake_is_closed_after_header_timeout() {
 
 #[tokio::test]
 async fn a_changed_certificate_is_served_to_new_connections_and_open_ones_carry_on() {
-    let (s, ca1) = tls_server(|st| st.tls_reload_poll = Duration::from_millis(100));
+    let (s, ca1) = tls_server(|st| st.tls_reload_poll = Some(Duration::from_millis(100)));
     let certs = s.dir.path().join("certs");
     // A keep-alive connection made with the first certificate.
     let old = https_client(&ca1).http1_only().pool_max_idle_per_host(1).build().unwrap();
