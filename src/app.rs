@@ -71,7 +71,11 @@ impl App {
                 "the registry is shutting down",
             ));
         };
-        tokio::task::spawn_blocking(move || f(&app)).await.map_err(|e| ApiError::internal("a blocking task failed", &e))
+        // Lines logged over there still belong to the request (its id, see `crate::logging`).
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&app)))
+            .await
+            .map_err(|e| ApiError::internal("a blocking task failed", &e))
     }
 
     /// Runs engine work that may write the index (and so wait for its group flush) on a

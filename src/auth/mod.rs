@@ -269,9 +269,10 @@ impl Auth {
             detail: detail.map(str::to_string),
         };
         let store = self.store.clone();
+        let span = tracing::Span::current();
         let write = move || {
             if let Err(e) = store.audit(rec) {
-                tracing::error!(error = %e, "could not append to the audit log");
+                span.in_scope(|| tracing::error!(error = %e, "could not append to the audit log"));
             }
         };
         match tokio::runtime::Handle::try_current() {
