@@ -12,7 +12,7 @@ fn verify(unit: &str) -> (bool, String) {
     let path = dir.path().join("stowage.service");
     let unit = unit.replace("ExecStart=/usr/bin/stowage ", &format!("ExecStart={} ", env!("CARGO_BIN_EXE_stowage")));
     std::fs::write(&path, unit).unwrap();
-    // --man=no: the Documentation= URL is not a man page to look up in this container.
+    // --man=no: no man page lookups (Documentation= names the packaged README, not a man page).
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
         .arg(&path)
