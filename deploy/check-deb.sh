@@ -39,6 +39,9 @@ need '^/etc/stowage/config\.toml$' "$(cat "$ctrl/conffiles")" "config.toml as a 
 need 'adduser --system --group' "$(cat "$ctrl/postinst")" "postinst making the stowage user"
 need 'deb-systemd-helper' "$(cat "$ctrl/postinst")" "postinst enabling the unit"
 need '^Depends:.*adduser' "$(cat "$ctrl/control")" "Depends: adduser"
+for script in postinst postrm prerm; do
+    [ ! -f "$ctrl/$script" ] || sh -n "$ctrl/$script" || { log "$script is not valid sh"; fail=1; }
+done
 
 dpkg -x "$deb" "$root"
 version=$("$root/usr/bin/stowage" --version)
