@@ -15,6 +15,10 @@ pub struct App {
     pub settings: Settings,
     pub engine: Engine,
     pub auth: Auth,
+    /// Where clients reach the registry (token realm), per request.
+    pub public_url: crate::public_url::PublicUrl,
+    /// Request durations, bytes, GC and token counters (see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Open connections and the caps on them (see [`crate::conn`]).
     pub conns: std::sync::Arc<crate::conn::ConnLimits>,
     pub(crate) manifest_cache: cache::ManifestCache,
@@ -42,13 +46,15 @@ const DECISION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 const MANIFEST_CACHE_BYTES: usize = 64 << 20;
 
 impl App {
-    pub fn new(settings: Settings, engine: Engine, auth: Auth) -> Arc<App> {
+    pub fn new(settings: Settings, engine: Engine, auth: Auth, public_url: crate::public_url::PublicUrl) -> Arc<App> {
         let conns = crate::conn::ConnLimits::new(settings.max_connections, settings.max_connections_per_ip);
         Arc::new_cyclic(|me| App {
             me: me.clone(),
             settings,
             engine,
             auth,
+            public_url,
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             conns: std::sync::Arc::new(conns),
             manifest_cache: cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
             responses: Default::default(),
@@ -69,7 +75,11 @@ impl App {
                 "the registry is shutting down",
             ));
         };
-        tokio::task::spawn_blocking(move || f(&app)).await.map_err(|e| ApiError::internal("a blocking task failed", &e))
+        // Lines logged over there still belong to the request (its id, see `crate::logging`).
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&app)))
+            .await
+            .map_err(|e| ApiError::internal("a blocking task failed", &e))
     }
 
     /// Runs engine work that may write the index (and so wait for its group flush) on a

@@ -13,6 +13,10 @@ pub struct AdminArgs {
     /// User to act as.
     #[arg(long, short = 'u', env = "STOWAGE_USER", default_value = "admin")]
     pub user: String,
+    /// A PEM CA certificate to trust for an https:// URL, besides the system trust store (the
+    /// ca.crt of `stowage certs init`).
+    #[arg(long, env = "STOWAGE_CA_CERT")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Password or personal access token of that user.
     #[arg(long, short = 'p', env = "STOWAGE_PASSWORD", hide_env_values = true)]
     pub password: String,
@@ -221,7 +225,14 @@ impl Api {
 
 pub fn run(a: AdminArgs) -> anyhow::Result<()> {
     use reqwest::Method as M;
-    let api = Api { base: a.url, user: a.user, password: a.password, http: reqwest::blocking::Client::new() };
+    let mut http = reqwest::blocking::Client::builder();
+    if let Some(p) = &a.ca_cert {
+        let pem = std::fs::read(p).with_context(|| format!("cannot read --ca-cert {}", p.display()))?;
+        let ca =
+            reqwest::Certificate::from_pem(&pem).with_context(|| format!("{}: not a PEM certificate", p.display()))?;
+        http = http.add_root_certificate(ca);
+    }
+    let api = Api { base: a.url, user: a.user, password: a.password, http: http.build()? };
     let out = match a.command {
         AdminCommand::Users(UserCmd::Create { username, password, admin, certified }) => api.call(
             M::POST,

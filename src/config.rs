@@ -49,9 +49,24 @@ impl Default for AuthConfig {
 pub struct ServerConfig {
     /// Address to listen on. Default `127.0.0.1:5000`.
     pub listen: String,
-    /// Public URL clients reach the registry at (token realm, absolute links). Default
-    /// `http://<listen>`.
+    /// Public URL clients reach the registry at (token realm, absolute links), e.g.
+    /// `https://registry.example.org` behind a reverse proxy. Default: none, the URL is taken
+    /// from each request (`https` when TLS is on, the `Host` header, and the forwarded
+    /// protocol and host of a request from a trusted proxy).
     pub public_url: Option<String>,
+    /// PEM file with the server certificate followed by its chain. Together with `tls_key`
+    /// turns TLS on (HTTP/2 by ALPN, HTTP/1.1 otherwise); reread on SIGHUP and when the file
+    /// changes. Default: none (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1). Default: none.
+    pub tls_key: Option<PathBuf>,
+    /// How often the TLS files are checked for a change (size, modification time, inode);
+    /// `"0s"` turns the check off, leaving SIGHUP. Default `2s`.
+    pub tls_reload_interval: String,
+    /// Addresses (`10.0.0.5`) or networks (`10.0.0.0/8`, `fd00::/8`) of reverse proxies whose
+    /// `Forwarded` / `X-Forwarded-Proto` / `X-Forwarded-Host` headers are believed. From any
+    /// other peer these headers are ignored. Default: none.
+    pub trusted_proxies: Vec<String>,
     /// Largest manifest accepted. Default `4MiB`.
     pub max_manifest_size: String,
     /// Largest total of request headers. Default `64KiB`.
@@ -99,6 +114,10 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:5000".into(),
             public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_reload_interval: "2s".into(),
+            trusted_proxies: Vec::new(),
             max_manifest_size: "4MiB".into(),
             max_header_size: "64KiB".into(),
             header_timeout: "10s".into(),
@@ -148,11 +167,23 @@ impl Default for StorageConfig {
     }
 }
 
+/// Where the TLS certificate chain and key are read from (and reread on change).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// Checked settings the server runs with.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
     pub public_url: Option<String>,
+    /// `(certificate chain, key)` PEM files: TLS on.
+    pub tls: Option<TlsFiles>,
+    /// How often the TLS files are checked for a change; `None`: only on SIGHUP.
+    pub tls_reload_poll: Option<Duration>,
+    pub trusted_proxies: Vec<crate::public_url::Network>,
     pub max_manifest_bytes: usize,
     pub max_header_bytes: usize,
     pub header_timeout: Duration,
@@ -245,9 +276,27 @@ impl Config {
         engine.upload_ttl = parse_duration("storage.upload_ttl", &st.upload_ttl)?;
         engine.gc_grace = parse_duration("storage.gc_grace", &st.gc_grace)?;
         engine.index_cache_bytes = parse_size("storage.index_cache", &st.index_cache)?;
+        let tls = match (&s.tls_cert, &s.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+            (None, None) => None,
+            _ => anyhow::bail!("server.tls_cert and server.tls_key go together: set both for TLS, or neither"),
+        };
+        let public_url = match &s.public_url {
+            Some(u) => Some(crate::public_url::check_public_url(u)?),
+            None => None,
+        };
+        let trusted_proxies = s
+            .trusted_proxies
+            .iter()
+            .map(|p| p.parse().map_err(|e| anyhow::anyhow!("server.trusted_proxies: {p:?}: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Settings {
             listen,
-            public_url: s.public_url.clone().map(|u| u.trim_end_matches('/').to_string()),
+            public_url,
+            tls,
+            tls_reload_poll: Some(parse_duration("server.tls_reload_interval", &s.tls_reload_interval)?)
+                .filter(|d| !d.is_zero()),
+            trusted_proxies,
             max_manifest_bytes: usize::try_from(max_manifest_bytes)?,
             max_header_bytes: usize::try_from(max_header_bytes)?,
             header_timeout,
@@ -337,6 +386,10 @@ mod tests {
         assert_eq!(s.small_body_timeout, d.small_body_timeout);
         assert_eq!((s.upload_min_rate, d.upload_min_rate), (16 << 10, 16 << 10));
         assert_eq!(s.upload_min_rate_period, d.upload_min_rate_period);
+        assert_eq!(
+            (s.tls_reload_poll, d.tls_reload_poll),
+            (Some(Duration::from_secs(2)), Some(Duration::from_secs(2)))
+        );
     }
 
     #[test]
@@ -358,5 +411,25 @@ mod tests {
         assert_eq!(parse_size("k", "512MiB").unwrap(), 512 << 20);
         assert_eq!(parse_duration("k", "500ms").unwrap(), Duration::from_millis(500));
         assert!(parse_duration("k", "5y").is_err());
+    }
+
+    #[test]
+    fn tls_and_proxy_settings_are_checked() {
+        let e = Config::parse("[server]\ntls_cert = \"a.pem\"").unwrap().validate().unwrap_err().to_string();
+        assert_eq!(e, "server.tls_cert and server.tls_key go together: set both for TLS, or neither");
+        let s = Config::parse("[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\npublic_url = \"https://r.example.org/\"")
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(s.tls, Some(TlsFiles { cert: "c.pem".into(), key: "k.pem".into() }));
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert_eq!(s.public_url.as_deref(), Some("https://r.example.org"));
+        let e = Config::parse("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]").unwrap().validate().unwrap_err();
+        assert!(e.to_string().starts_with("server.trusted_proxies: \"10.0.0.0/33\": "), "{e}");
+        let e = Config::parse("[server]\npublic_url = \"registry.example.org\"").unwrap().validate().unwrap_err();
+        assert!(e.to_string().contains("http:// or https://"), "{e}");
+        assert!(Config::parse("[server]\npublic_url = \"https://r.example.org/v2\"").unwrap().validate().is_err());
+        let s = Config::parse("[server]\ntls_reload_interval = \"0s\"").unwrap().validate().unwrap();
+        assert_eq!(s.tls_reload_poll, None);
     }
 }

@@ -214,6 +214,11 @@ impl ConnWatch {
         }
     }
 
+    /// When the connection was accepted.
+    pub fn opened(&self) -> Instant {
+        self.opened
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(NEVER - 1)
     }

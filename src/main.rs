@@ -1,4 +1,5 @@
-//! The `stowage` command: `serve` runs the registry.
+//! The `stowage` command: `serve` runs the registry, `certs init` makes certificates for it,
+//! `admin` drives a running one.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -7,6 +8,9 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "stowage", version, about = "An on-prem container image registry")]
 struct Cli {
+    /// Log lines as human-readable text or one JSON object per line (`RUST_LOG` filters them).
+    #[arg(long, global = true, value_enum, default_value = "text", env = "STOWAGE_LOG_FORMAT")]
+    log_format: stowage::logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -24,23 +28,48 @@ enum Command {
         /// Data directory (overrides storage.data_dir).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// PEM certificate chain for TLS (overrides server.tls_cert; needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for TLS (overrides server.tls_key; needs --tls-cert).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
+    /// Certificates for a site without a PKI.
+    #[command(subcommand)]
+    Certs(CertsCommand),
     /// Administer a running registry through its REST API.
     Admin(stowage::cli::AdminArgs),
 }
 
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Make a local CA and a server certificate signed by it: DIR/ca.crt, ca.key, server.crt,
+    /// server.key. Never overwrites existing files.
+    Init {
+        /// Directory to write the four files to (created if missing).
+        #[arg(long)]
+        dir: PathBuf,
+        /// A DNS name or IP address clients use to reach the registry (repeat for more).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        /// The port clients use, for the client certificate paths printed at the end.
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    stowage::logging::init(cli.log_format);
     match cli.command {
         Command::Admin(a) => stowage::cli::run(a),
-        Command::Serve { config, listen, data_dir } => {
+        Command::Certs(CertsCommand::Init { dir, hosts, port }) => {
+            let made = stowage::certs::init(&dir, &hosts)?;
+            print!("{}", stowage::certs::instructions(&made, &hosts, port));
+            Ok(())
+        }
+        Command::Serve { config, listen, data_dir, tls_cert, tls_key } => {
             let mut cfg = match &config {
                 Some(p) => stowage::config::Config::load(p)?,
                 None => stowage::config::Config::default(),
@@ -50,6 +79,10 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(d) = data_dir {
                 cfg.storage.data_dir = d;
+            }
+            if let (Some(c), Some(k)) = (tls_cert, tls_key) {
+                cfg.server.tls_cert = Some(c);
+                cfg.server.tls_key = Some(k);
             }
             let mut settings = cfg.validate()?;
             // Before anything creates a file or starts a thread: see `restrict_umask`.

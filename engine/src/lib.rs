@@ -569,6 +569,8 @@ impl Engine {
         T: Send + 'static,
     {
         let engine = self.clone();
-        tokio::task::spawn_blocking(move || f(&engine)).await.map_err(|_| Error::WriterGone)?
+        // What it logs stays under the caller's span (the daemon's request id).
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&engine))).await.map_err(|_| Error::WriterGone)?
     }
 }

@@ -364,6 +364,7 @@ impl App {
         let report = tokio::task::spawn_blocking(move || e.collect_garbage())
             .await
             .map_err(|e| bad_request(e.to_string()))??;
+        self.metrics.gc_run(report.blobs_deleted, report.bytes_freed);
         Ok((StatusCode::OK, serde_json::to_value(report).unwrap_or(Value::Null)))
     }
 }

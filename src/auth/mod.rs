@@ -88,7 +88,8 @@ pub struct Auth {
     pub store: Store,
     /// The `service` of challenges and the `aud` of tokens.
     pub service: String,
-    /// Where clients get tokens: `<public url>/v2/token`.
+    /// Where clients get tokens when no request says otherwise: `<public url>/v2/token`
+    /// (challenges use the URL of each request, see [`crate::public_url`]).
     pub realm: String,
     pub token_ttl: Duration,
     /// Lifetime of OAuth2 refresh tokens.
@@ -102,6 +103,8 @@ pub struct Auth {
     hash_permits: tokio::sync::Semaphore,
     /// Logins waiting for a permit; past [`MAX_HASH_WAITERS`] a login is refused at once (429).
     hash_waiters: AtomicUsize,
+    /// Failed logins since start (the `stowage_login_failures_total` metric).
+    failed_logins: std::sync::atomic::AtomicU64,
 }
 
 /// How long a verified Basic credential is trusted without re-hashing.
@@ -132,16 +135,23 @@ impl Auth {
             failures: Mutex::new(HashMap::new()),
             hash_permits: tokio::sync::Semaphore::new((cores / 2).max(1)),
             hash_waiters: AtomicUsize::new(0),
+            failed_logins: Default::default(),
         }
     }
 
-    /// The `WWW-Authenticate` challenge for a scope like `repository:syn1/app:pull,push`.
-    pub fn challenge(&self, scope: Option<&str>) -> String {
-        let mut c = format!(r#"Bearer realm="{}",service="{}""#, self.realm, self.service);
+    /// The `WWW-Authenticate` challenge for a scope like `repository:syn1/app:pull,push`, sending
+    /// the client to the token endpoint under `base` (the URL it reached us at).
+    pub fn challenge(&self, base: &str, scope: Option<&str>) -> String {
+        let mut c = format!(r#"Bearer realm="{base}/v2/token",service="{}""#, self.service);
         if let Some(s) = scope {
             c.push_str(&format!(r#",scope="{s}""#));
         }
         c
+    }
+
+    /// Failed logins since start.
+    pub fn failed_logins(&self) -> u64 {
+        self.failed_logins.load(Ordering::Relaxed)
     }
 
     /// Runs `f` (a password hash or check) on a blocking thread once a hashing permit is free.
@@ -160,7 +170,11 @@ impl Auth {
     /// A token's username part is ignored (as with `docker login -u anything -p <token>`).
     pub async fn login(&self, username: &str, secret: &str, ip: IpAddr) -> Result<Login, AuthError> {
         if let Some((id, token_secret)) = secrets::parse_access_token(secret) {
-            let (user, rec) = self.check_access_token(id, token_secret)?;
+            let (user, rec) = self.check_access_token(id, token_secret).inspect_err(|e| {
+                if !matches!(e, AuthError::Store(_)) {
+                    self.failed_logins.fetch_add(1, Ordering::Relaxed);
+                }
+            })?;
             return Ok(Login { user, token: Some(rec) });
         }
         let key = ring::digest::digest(&ring::digest::SHA256, format!("{username}\0{secret}").as_bytes());
@@ -207,6 +221,7 @@ impl Auth {
             }
             other => {
                 let n = self.note_failure(failure_key);
+                self.failed_logins.fetch_add(1, Ordering::Relaxed);
                 let why = match &other {
                     Some(u) if u.disabled => "user is disabled",
                     Some(_) => "wrong password",
@@ -254,9 +269,10 @@ impl Auth {
             detail: detail.map(str::to_string),
         };
         let store = self.store.clone();
+        let span = tracing::Span::current();
         let write = move || {
             if let Err(e) = store.audit(rec) {
-                tracing::error!(error = %e, "could not append to the audit log");
+                span.in_scope(|| tracing::error!(error = %e, "could not append to the audit log"));
             }
         };
         match tokio::runtime::Handle::try_current() {

@@ -16,6 +16,7 @@ pub use crate::app::App;
 use crate::auth::{AuthError, Authenticated};
 pub use crate::body::{bare, json_response, text_response, Resp};
 use crate::error::{ApiError, Code};
+use crate::metrics::EndpointKind;
 use crate::router::{Action, Endpoint};
 use http::{header, HeaderValue, Request, StatusCode};
 use hyper::body::Incoming;
@@ -24,38 +25,54 @@ use stowage_engine::RepoRecord;
 
 impl App {
     pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Resp {
+        use tracing::Instrument;
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let started = std::time::Instant::now();
-        let mut resp = match self.route(req, peer.ip()).await {
+        let id = crate::logging::request_id(req.headers());
+        // Every line logged while this request is handled carries its id.
+        let span = tracing::info_span!("request", request_id = %id);
+        let mut kind = EndpointKind::Unmatched;
+        let mut resp = match self.route(req, peer.ip(), &mut kind).instrument(span.clone()).await {
             Ok(r) => r,
-            Err(e) => e.into_response(),
+            Err(e) => span.in_scope(|| e.into_response()),
         };
         let class = usize::from(resp.status().as_u16() / 100).min(5);
         self.responses[class].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.request(kind, resp.status().as_u16(), started.elapsed());
         if path.starts_with("/v2") {
             resp.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
         }
-        tracing::debug!(%peer, %method, %path, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert(crate::logging::REQUEST_ID, v);
+        }
+        span.in_scope(|| {
+            tracing::debug!(%peer, %method, %path, status = resp.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request")
+        });
         resp
     }
 
-    async fn route(&self, req: Request<Incoming>, peer: IpAddr) -> Result<Resp, ApiError> {
+    async fn route(&self, req: Request<Incoming>, peer: IpAddr, kind: &mut EndpointKind) -> Result<Resp, ApiError> {
         let Some(ep) = Endpoint::parse(req.method(), req.uri().path(), req.uri().query())? else {
             return match req.uri().path().strip_prefix("/api/v1/") {
-                Some(_) => Ok(self.api(req, peer).await),
+                Some(_) => {
+                    *kind = EndpointKind::Api;
+                    Ok(self.api(req, peer).await)
+                }
                 None => Err(ApiError::not_found(Code::Unsupported, format!("{} is not served here", req.uri().path()))),
             };
         };
+        *kind = EndpointKind::of(&ep);
         if let Endpoint::Token { post } = ep {
             return if post { self.token_post(req, peer).await } else { self.token_get(req, peer).await };
         }
-        let who = self.authorize(&ep, req.headers(), peer).await?;
+        let authority = req.uri().authority().map(|a| a.as_str());
+        let who = self.authorize(&ep, req.headers(), authority, peer).await?;
         match ep {
             Endpoint::Token { .. } => Err(ApiError::internal("token endpoint reached dispatch", &"unreachable")),
             Endpoint::Base => Ok(json_response(StatusCode::OK, b"{}".to_vec())),
             Endpoint::Healthz => Ok(text_response(StatusCode::OK, "ok\n")),
-            Endpoint::Metrics => self.metrics(),
+            Endpoint::Metrics => self.metrics().await,
             Endpoint::Readyz => match self.engine.check_writable() {
                 Ok(()) => Ok(text_response(StatusCode::OK, "ready\n")),
                 // The reason (it may name files) goes to the log; anyone may ask /readyz.
@@ -71,7 +88,9 @@ impl App {
             Endpoint::BlobGet { name, digest, head } => self.blob_get(&name, &digest, head, req).await,
             Endpoint::BlobDelete { name, digest } => self.blob_delete(&name, &digest).await,
             Endpoint::UploadStart { name, digest, mount, from } => {
-                self.upload_start(&name, digest, mount, from, req, &who).await
+                // The token realm of a mount's challenge: where this client reaches us.
+                let base = self.public_url.base(req.headers(), req.uri().authority().map(|a| a.as_str()), peer);
+                self.upload_start(&name, digest, mount.map(|m| (m, from)), req, &who, &base).await
             }
             Endpoint::UploadStatus { name, id } => self.upload_status(&name, &id, &who).await,
             Endpoint::UploadPatch { name, id } => self.upload_patch(&name, &id, req, &who).await,
@@ -95,6 +114,7 @@ impl App {
         &self,
         ep: &Endpoint,
         headers: &http::HeaderMap,
+        authority: Option<&str>,
         peer: IpAddr,
     ) -> Result<Authenticated, ApiError> {
         let generation = self.engine.catalog().generation();
@@ -106,7 +126,7 @@ impl App {
         if let Some(who) = self.decisions.get(&key, generation) {
             return Ok(who);
         }
-        let who = self.authorize_uncached(ep, headers, peer, &key).await?;
+        let who = self.authorize_uncached(ep, headers, authority, peer, &key).await?;
         self.decisions.put(key, generation, who.clone());
         Ok(who)
     }
@@ -115,9 +135,12 @@ impl App {
         &self,
         ep: &Endpoint,
         headers: &http::HeaderMap,
+        authority: Option<&str>,
         peer: IpAddr,
         key: &([u8; 32], String, u8),
     ) -> Result<Authenticated, ApiError> {
+        // Where this client reaches us: the token realm of any challenge below.
+        let base = || self.public_url.base(headers, authority, peer);
         let scope_of = |name: &str, act: RegistryAction| match act {
             RegistryAction::Pull => format!("repository:{name}:pull"),
             RegistryAction::Push => format!("repository:{name}:pull,push"),
@@ -128,23 +151,28 @@ impl App {
             Err(e @ (AuthError::Store(_) | AuthError::Busy)) => return Err(self.auth_failure(e)),
             Err(e) => {
                 let scope = ep.name().zip(registry_action(ep.action())).map(|(n, a)| scope_of(n.as_str(), a));
-                return Err(self.challenge(scope.as_deref(), &e.to_string()));
+                return Err(self.challenge(&base(), scope.as_deref(), &e.to_string()));
             }
         };
         let anonymous = who.caller.user.is_none();
         match ep.action() {
             Action::None => {
                 if matches!(ep, Endpoint::Base) && anonymous && who.claims.is_none() {
-                    return Err(self.challenge(None, "authentication required; run docker login or ask for a token"));
+                    return Err(self.challenge(
+                        &base(),
+                        None,
+                        "authentication required; run docker login or ask for a token",
+                    ));
                 }
             }
             Action::Catalog => {
                 if anonymous {
-                    return Err(self.challenge(Some("registry:catalog:*"), "log in to list repositories"));
+                    return Err(self.challenge(&base(), Some("registry:catalog:*"), "log in to list repositories"));
                 }
                 // A registry token does only what it lists.
                 if who.claims.as_ref().is_some_and(|c| !c.grants_catalog()) {
                     return Err(self.challenge(
+                        &base(),
                         Some("registry:catalog:*"),
                         "the token does not grant registry:catalog:*; ask for a new token",
                     ));
@@ -155,13 +183,13 @@ impl App {
                 let facts = self.auth.store.repo_facts(name.as_str(), name.project())?;
                 if let Err(d) = decide(&who.caller, act, &facts) {
                     if d.wants_login() {
-                        return Err(self.challenge(Some(&scope_of(name.as_str(), act)), &d.to_string()));
+                        return Err(self.challenge(&base(), Some(&scope_of(name.as_str(), act)), &d.to_string()));
                     }
                     return Err(ApiError::new(StatusCode::FORBIDDEN, Code::Denied, d.to_string()));
                 }
                 if let Some(c) = &who.claims {
                     if !c.grants(name.as_str(), act.as_str()) {
-                        return Err(self.insufficient_scope(key, &scope_of(name.as_str(), act), name, act));
+                        return Err(self.insufficient_scope(&base(), key, &scope_of(name.as_str(), act), name, act));
                     }
                 }
             }
@@ -181,6 +209,7 @@ impl App {
     /// by the token endpoint under the same rules.
     fn insufficient_scope(
         &self,
+        base: &str,
         key: &([u8; 32], String, u8),
         scope: &str,
         name: &crate::oci::RepositoryName,
@@ -188,12 +217,12 @@ impl App {
     ) -> ApiError {
         let message = format!("the token does not grant {} on {name}; ask for a new token", act.as_str());
         if self.challenged.get(key, 0).is_some() {
-            let challenge = format!(r#"{},error="insufficient_scope""#, self.auth.challenge(Some(scope)));
+            let challenge = format!(r#"{},error="insufficient_scope""#, self.auth.challenge(base, Some(scope)));
             return ApiError::new(StatusCode::FORBIDDEN, Code::Denied, message)
                 .with_header(header::WWW_AUTHENTICATE, &challenge);
         }
         self.challenged.put(key.clone(), 0, ());
-        self.challenge(Some(scope), &message)
+        self.challenge(base, Some(scope), &message)
     }
 
     /// The answer to a failed login at the registry: 429 when the login queue is full, the
@@ -208,14 +237,22 @@ impl App {
     }
 
     /// 401 with the Bearer challenge that sends the client to the token endpoint.
-    fn challenge(&self, scope: Option<&str>, message: &str) -> ApiError {
+    fn challenge(&self, base: &str, scope: Option<&str>, message: &str) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, message)
-            .with_header(header::WWW_AUTHENTICATE, &self.auth.challenge(scope))
+            .with_header(header::WWW_AUTHENTICATE, &self.auth.challenge(base, scope))
     }
 
     /// `GET /metrics`: Prometheus text format. Counts and sizes only, nothing about who or what.
-    fn metrics(&self) -> Result<Resp, ApiError> {
+    async fn metrics(&self) -> Result<Resp, ApiError> {
         use std::fmt::Write;
+        let storage = self
+            .blocking(|app| -> Result<_, ApiError> {
+                Ok(crate::metrics::StorageGauges {
+                    index_bytes: crate::metrics::dir_bytes(&app.settings.engine.data_dir.join("index")),
+                    uploads_open: app.engine.catalog().uploads()?.len() as u64,
+                })
+            })
+            .await??;
         let mut out = String::new();
         out.push_str("# HELP stowage_http_responses_total Responses sent, by status class.\n");
         out.push_str("# TYPE stowage_http_responses_total counter\n");
@@ -246,6 +283,7 @@ impl App {
         out.push_str("# HELP stowage_io_backend The I/O backend in use.\n");
         out.push_str("# TYPE stowage_io_backend gauge\n");
         let _ = writeln!(out, "stowage_io_backend{{backend=\"{}\"}} 1", self.engine.io_backend());
+        self.metrics.render(&mut out, self.auth.failed_logins(), &storage);
         let mut r = text_response(StatusCode::OK, &out);
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
         Ok(r)

@@ -126,6 +126,7 @@ impl App {
             .auth
             .issue(subject.user.as_ref(), subject.pat.clone(), access, false)
             .map_err(|e| ApiError::internal("token signing failed", &e))?;
+        self.metrics.token_issued();
         let issued = time::OffsetDateTime::from_unix_timestamp(claims.iat)
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())

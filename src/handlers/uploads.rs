@@ -72,6 +72,7 @@ impl App {
         blob: &Digest,
         from: Option<&RepositoryName>,
         who: &Authenticated,
+        base: &str,
     ) -> Result<Option<u64>, ApiError> {
         let cat = self.engine.catalog();
         if cat.is_linked(target.id, blob)? {
@@ -88,7 +89,7 @@ impl App {
                         Code::Unauthorized,
                         format!("mounting from {src} needs pull on it; ask for a token with {scope}"),
                     )
-                    .with_header(http::header::WWW_AUTHENTICATE, &self.auth.challenge(Some(&scope))))
+                    .with_header(http::header::WWW_AUTHENTICATE, &self.auth.challenge(base, Some(&scope))))
                 }
             };
         }
@@ -107,18 +108,18 @@ impl App {
         &self,
         name: &RepositoryName,
         digest: Option<Digest>,
-        mount: Option<Digest>,
-        from: Option<RepositoryName>,
+        mount: Option<(Digest, Option<RepositoryName>)>,
         req: Request<Incoming>,
         who: &Authenticated,
+        base: &str,
     ) -> Result<Resp, ApiError> {
         self.engine.check_writable()?;
         let (n, p) = (name.as_str().to_string(), name.project().to_string());
         let (repo, _) = self.index(move |e| e.catalog().ensure_repo(&n, &p)).await?;
-        if let Some(m) = mount {
+        if let Some((m, from)) = mount {
             // Mount from a repository the caller may pull that holds the blob; otherwise fall
             // through to a normal upload, as the spec asks.
-            if let Some(src) = self.mount_source(name, &repo, &m, from.as_ref(), who)? {
+            if let Some(src) = self.mount_source(name, &repo, &m, from.as_ref(), who, base)? {
                 if self.engine.catalog().is_linked(src, &m)? {
                     let (rid, d) = (repo.id, m.clone());
                     self.index(move |e| e.mount_blob(rid, &d)).await?;

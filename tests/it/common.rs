@@ -33,6 +33,7 @@ impl TestServer {
         let mut settings = Settings::for_data_dir(dir.path());
         settings.admin_password = Some(ADMIN_PASSWORD.to_string());
         tweak(&mut settings);
+        let scheme = if settings.tls.is_some() { "https" } else { "http" };
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         // std listens with a backlog of 128; the daemon (tokio's bind) with 1024. Match the daemon,
         // so tests that open hundreds of connections at once do not overflow the accept queue.
@@ -60,7 +61,7 @@ impl TestServer {
         ready_rx.recv().expect("server thread started");
         let server = TestServer {
             addr,
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             host: addr.to_string(),
             dir,
             shutdown: Some(tx),
@@ -84,6 +85,18 @@ fn ensure_projects_at(url: &str) {
     {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async {
+            // Setup only: the TLS tests check the certificate with clients of their own.
+            let client = || {
+                use base64::Engine as _;
+                let cred = base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
+                let mut h = reqwest::header::HeaderMap::new();
+                h.insert(reqwest::header::AUTHORIZATION, format!("Basic {cred}").parse().expect("header"));
+                reqwest::Client::builder()
+                    .danger_accept_invalid_certs(url.starts_with("https://"))
+                    .default_headers(h)
+                    .build()
+                    .expect("client")
+            };
             for (id, name) in [("syn1", "test"), ("syn2", "other")] {
                 let r = client().get(format!("{url}/api/v1/projects/{id}")).send().await.expect("get project");
                 if r.status() == 200 {
@@ -105,6 +118,9 @@ fn ensure_projects_at(url: &str) {
 
 impl TestServer {
     fn wait_ready(&self) {
+        if self.url.starts_with("https://") {
+            return self.wait_ready_tls();
+        }
         for _ in 0..200 {
             if let Ok(mut s) = std::net::TcpStream::connect(self.addr) {
                 use std::io::{Read, Write};
@@ -118,6 +134,23 @@ impl TestServer {
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
         panic!("server at {} did not become ready", self.addr);
+    }
+
+    /// Readiness over TLS (the certificate is checked by the TLS tests themselves, not here).
+    fn wait_ready_tls(&self) {
+        let url = format!("{}/readyz", self.url);
+        // A thread of its own: the blocking client must not run inside the caller's runtime.
+        let ready = std::thread::spawn(move || {
+            let c = reqwest::blocking::Client::builder().danger_accept_invalid_certs(true).build().expect("client");
+            (0..200).any(|_| {
+                let ok = c.get(&url).send().is_ok_and(|r| r.status() == 200);
+                if !ok {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                ok
+            })
+        });
+        assert!(ready.join().expect("readiness thread"), "server at {} did not become ready", self.url);
     }
 
     /// Stops the server and returns its data dir, for restart tests.
