@@ -62,6 +62,20 @@ pub enum AdminCommand {
     Trash(TrashCmd),
     /// Run garbage collection now.
     Gc,
+    /// Make (or complete, or update) a consistent online backup into DEST, a directory on the
+    /// server's machine: the index snapshot plus the blobs it records, hard-linked when on the
+    /// same filesystem, else copied. Rerun into the same DEST to transfer only what changed.
+    Backup {
+        /// Absolute path on the server, outside its data directory.
+        dest: String,
+    },
+    /// Re-read every blob now, check its digest and quarantine damaged ones.
+    Scrub,
+    /// List the blobs scrub quarantined.
+    Quarantine,
+    /// Per-project storage quotas (administrators).
+    #[command(subcommand)]
+    Quota(QuotaCmd),
     /// Change a password. Your own needs --password to be the current one (a password login);
     /// administrators may name another user.
     Passwd {
@@ -159,6 +173,16 @@ pub enum ProjectCmd {
 }
 
 #[derive(Subcommand)]
+pub enum QuotaCmd {
+    /// Set a project's quota in bytes (logical bytes, as `projects usage` reports them).
+    Set { project: String, bytes: u64 },
+    /// Remove a project's quota.
+    Clear { project: String },
+    /// Show a project's usage and quota.
+    Show { project: String },
+}
+
+#[derive(Subcommand)]
 pub enum TokenCmd {
     /// Create a token; it is printed once.
     Create {
@@ -221,7 +245,7 @@ impl Api {
 
 pub fn run(a: AdminArgs) -> anyhow::Result<()> {
     use reqwest::Method as M;
-    let api = Api { base: a.url, user: a.user, password: a.password, http: reqwest::blocking::Client::new() };
+    let api = Api { base: a.url, user: a.user, password: a.password, http: client()? };
     let out = match a.command {
         AdminCommand::Users(UserCmd::Create { username, password, admin, certified }) => api.call(
             M::POST,
@@ -312,11 +336,27 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Trash(TrashCmd::Purge { entity }) => api.call(M::DELETE, &format!("trash/{entity}"), None)?,
         AdminCommand::Gc => api.call(M::POST, "gc", None)?,
+        AdminCommand::Backup { dest } => api.call(M::POST, "admin/backup", Some(json!({ "dest": dest })))?,
+        AdminCommand::Scrub => api.call(M::POST, "admin/scrub", None)?,
+        AdminCommand::Quarantine => api.call(M::GET, "admin/quarantine", None)?,
+        AdminCommand::Quota(QuotaCmd::Set { project, bytes }) => {
+            api.call(M::PUT, &format!("projects/{project}/quota"), Some(json!({ "bytes": bytes })))?
+        }
+        AdminCommand::Quota(QuotaCmd::Clear { project }) => {
+            api.call(M::PUT, &format!("projects/{project}/quota"), Some(json!({ "bytes": null })))?
+        }
+        AdminCommand::Quota(QuotaCmd::Show { project }) => api.call(M::GET, &format!("projects/{project}/usage"), None)?,
     };
     if !out.is_null() {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(())
+}
+
+/// The HTTP client of the admin commands. No overall timeout: a garbage collection, a backup or
+/// a scrub answers only when done, which on a big store takes long; connecting is bounded.
+fn client() -> anyhow::Result<reqwest::blocking::Client> {
+    Ok(reqwest::blocking::Client::builder().timeout(None).connect_timeout(std::time::Duration::from_secs(10)).build()?)
 }
 
 /// The entity's own sharing entries when it has local settings, else the inherited ones (the

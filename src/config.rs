@@ -18,6 +18,26 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub scrub: ScrubConfig,
+}
+
+/// The background scrub: re-reads every blob and quarantines damaged ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrubConfig {
+    /// Time between the end of one background scrub and the start of the next; `0s` turns the
+    /// background scrub off (`stowage admin scrub` still works). Default `7d`.
+    pub interval: String,
+    /// Read rate limit in MB/s (10^6 bytes), so a scrub never starves pushes and pulls of disk
+    /// bandwidth; 0 means unlimited. Default 50.
+    pub rate_mb_per_s: u64,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        ScrubConfig { interval: "7d".into(), rate_mb_per_s: 50 }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +199,10 @@ pub struct Settings {
     /// file: set it in code or the environment. At least
     /// [`crate::bootstrap::MIN_ADMIN_PASSWORD_CHARS`] characters.
     pub admin_password: Option<String>,
+    /// `None`: no background scrub.
+    pub scrub_interval: Option<Duration>,
+    /// Scrub read rate in bytes per second; 0: unlimited.
+    pub scrub_bytes_per_s: u64,
 }
 
 impl Settings {
@@ -271,6 +295,11 @@ impl Config {
             },
             self_registration: self.auth.self_registration,
             admin_password: None,
+            scrub_interval: match parse_duration("scrub.interval", &self.scrub.interval)? {
+                d if d.is_zero() => None,
+                d => Some(d),
+            },
+            scrub_bytes_per_s: self.scrub.rate_mb_per_s.saturating_mul(1_000_000),
         })
     }
 }

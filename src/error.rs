@@ -227,7 +227,19 @@ impl From<EngineError> for ApiError {
                 "the registry's disk is full; ask an administrator to free space or run garbage collection",
             )
             .with_cause(&e),
-            EngineError::Corrupt { .. } | EngineError::Io { .. } | EngineError::Index(_) | EngineError::WriterGone => {
+            // Scrub moved the damaged bytes aside: to a client the blob is not there (404 with
+            // the spec's code, so `docker push` uploads it again, which heals it), and the
+            // message says why and what to do. Manifest reads re-map this to MANIFEST_UNKNOWN.
+            EngineError::Quarantined(_) => ApiError::not_found(Code::BlobUnknown, e.to_string()),
+            // A quota is a permission-like refusal: DENIED names the quota, the usage and the way out.
+            EngineError::QuotaExceeded { .. } => ApiError::new(S::FORBIDDEN, Code::Denied, e.to_string()),
+            // A backup destination or source the operator must change; the message says how.
+            EngineError::Backup(_) => ApiError::new(S::BAD_REQUEST, Code::for_status(S::BAD_REQUEST), e.to_string()),
+            EngineError::Corrupt { .. }
+            | EngineError::Io { .. }
+            | EngineError::Index(_)
+            | EngineError::WriterGone
+            | EngineError::IndexTooNew { .. } => {
                 ApiError::internal("storage failure", &e)
             }
         }

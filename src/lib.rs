@@ -53,7 +53,14 @@ pub async fn run(
             }
         }
     });
+    let scrubber = app.settings.scrub_interval.map(|every| {
+        let app = app.clone();
+        tokio::spawn(async move { api::ops::background_scrub(app, every).await })
+    });
     let res = server::serve(app, listener, shutdown).await;
     upkeep.abort();
+    if let Some(s) = scrubber {
+        s.abort();
+    }
     Ok(res?)
 }

@@ -27,6 +27,15 @@ enum Command {
     },
     /// Administer a running registry through its REST API.
     Admin(stowage::cli::AdminArgs),
+    /// Build a new data directory from a backup made with `stowage admin backup` (offline: run
+    /// it before starting a server on DIR). Every blob is verified while it is copied.
+    Restore {
+        /// The backup directory.
+        src: PathBuf,
+        /// The data directory to create; must not exist or be empty.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,6 +49,20 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Admin(a) => stowage::cli::run(a),
+        Command::Restore { src, data_dir } => {
+            stowage::process::restrict_umask();
+            let report = stowage_engine::backup::restore(&src, &data_dir)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            eprintln!(
+                "restored {} blobs ({} bytes) and {} index records into {}; start the server with --data-dir {}",
+                report.blobs,
+                report.bytes,
+                report.records,
+                data_dir.display(),
+                data_dir.display()
+            );
+            Ok(())
+        }
         Command::Serve { config, listen, data_dir } => {
             let mut cfg = match &config {
                 Some(p) => stowage::config::Config::load(p)?,

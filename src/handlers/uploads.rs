@@ -78,8 +78,12 @@ impl App {
             if let Some(src) = source {
                 if self.engine.catalog().is_linked(src.id, &m)? {
                     let (rid, d) = (repo.id, m.clone());
-                    self.index(move |e| e.mount_blob(rid, &d)).await?;
-                    return Ok(Self::blob_created(name, &m));
+                    match self.engine.blocking(move |e| e.mount_blob(rid, &d)).await {
+                        Ok(()) => return Ok(Self::blob_created(name, &m)),
+                        // Damaged bytes are not mounted: the client uploads them, which heals.
+                        Err(stowage_engine::Error::Quarantined(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
         }
