@@ -345,7 +345,9 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Quota(QuotaCmd::Clear { project }) => {
             api.call(M::PUT, &format!("projects/{project}/quota"), Some(json!({ "bytes": null })))?
         }
-        AdminCommand::Quota(QuotaCmd::Show { project }) => api.call(M::GET, &format!("projects/{project}/usage"), None)?,
+        AdminCommand::Quota(QuotaCmd::Show { project }) => {
+            api.call(M::GET, &format!("projects/{project}/usage"), None)?
+        }
     };
     if !out.is_null() {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -356,7 +358,10 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
 /// The HTTP client of the admin commands. No overall timeout: a garbage collection, a backup or
 /// a scrub answers only when done, which on a big store takes long; connecting is bounded.
 fn client() -> anyhow::Result<reqwest::blocking::Client> {
-    Ok(reqwest::blocking::Client::builder().timeout(None).connect_timeout(std::time::Duration::from_secs(10)).build()?)
+    Ok(reqwest::blocking::Client::builder()
+        .timeout(None)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()?)
 }
 
 /// The entity's own sharing entries when it has local settings, else the inherited ones (the
