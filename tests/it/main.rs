@@ -19,6 +19,7 @@ mod listing;
 mod manifests;
 mod ops;
 mod real_access;
+mod real_backup;
 mod real_docker;
 mod real_podman;
 mod real_skopeo;
