@@ -380,6 +380,18 @@ mod tests {
     }
 
     #[test]
+    fn scrub_schedule_and_rate() {
+        let d = Config::default().validate().unwrap();
+        assert_eq!((d.scrub_interval, d.scrub_bytes_per_s), (Some(Duration::from_secs(7 * 86400)), 50_000_000));
+        let example = Config::parse(include_str!("../config.toml")).unwrap().validate().unwrap();
+        assert_eq!((example.scrub_interval, example.scrub_bytes_per_s), (d.scrub_interval, d.scrub_bytes_per_s));
+        let off = Config::parse("[scrub]\ninterval = \"0s\"\nrate_mb_per_s = 0").unwrap().validate().unwrap();
+        assert_eq!((off.scrub_interval, off.scrub_bytes_per_s), (None, 0));
+        assert!(Config::parse("[scrub]\ninterval = \"1w\"").unwrap().validate().is_err());
+        assert!(Config::parse("[scrub]\nrate = 5").is_err());
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_bad_units() {
         assert!(Config::parse("[server]\nlisten_addr = \"x\"").is_err());
         let e = parse_size("k", "5 parsecs").unwrap_err().to_string();

@@ -20,6 +20,15 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// `meta` key of the time the last scrub finished (seconds since the epoch), so the background
+/// schedule survives restarts.
+const LAST_FINISHED_KEY: &[u8] = b"scrub_last_finished";
+
+/// When the last complete scrub finished, if one ever did.
+pub fn last_finished(catalog: &crate::Catalog) -> Result<Option<i64>> {
+    catalog.get(Tree::Meta, LAST_FINISHED_KEY)
+}
+
 /// Bytes read per call while hashing.
 const READ_CHUNK_BYTES: usize = 1 << 20;
 
@@ -158,6 +167,7 @@ pub(crate) fn run(inner: &Inner, bytes_per_s: u64) -> Result<ScrubReport> {
             }
         }
     }
+    cat.put(Tree::Meta, LAST_FINISHED_KEY, &now_secs())?;
     inner.scrub_stats.runs.fetch_add(1, Ordering::Relaxed);
     tracing::info!(
         blobs = report.blobs_checked,

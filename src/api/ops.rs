@@ -62,11 +62,18 @@ impl App {
     }
 }
 
-/// Runs a scrub every `every` (counted from the end of the previous one), for as long as the
-/// server runs. A failed scrub is logged and retried at the next interval.
+/// Runs a scrub every `every`, counted from the end of the previous one, which is kept in the
+/// index so restarts do not postpone it forever (a store never scrubbed gets its first one
+/// `every` after start). A failed scrub is logged and retried at the next interval.
 pub async fn background_scrub(app: Arc<App>, every: Duration) {
+    let mut wait = every;
+    if let Ok(Some(last)) = stowage_engine::scrub::last_finished(app.engine.catalog()) {
+        let since = Duration::from_secs(u64::try_from(stowage_engine::index::catalog::now_secs() - last).unwrap_or(0));
+        wait = every.saturating_sub(since);
+    }
     loop {
-        tokio::time::sleep(every).await;
+        tokio::time::sleep(wait).await;
+        wait = every;
         let rate = app.settings.scrub_bytes_per_s;
         match app.engine.blocking(move |e| e.scrub(rate)).await {
             Ok(r) if r.quarantined.is_empty() => {

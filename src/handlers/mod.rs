@@ -229,6 +229,13 @@ impl App {
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         }
+        if let Some(t) = stowage_engine::scrub::last_finished(self.engine.catalog())? {
+            out.push_str(
+                "# HELP stowage_scrub_last_finished_timestamp_seconds When the last complete scrub finished.\n",
+            );
+            out.push_str("# TYPE stowage_scrub_last_finished_timestamp_seconds gauge\n");
+            let _ = writeln!(out, "stowage_scrub_last_finished_timestamp_seconds {t}");
+        }
         let mut r = text_response(StatusCode::OK, &out);
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
         Ok(r)

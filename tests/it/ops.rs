@@ -361,3 +361,51 @@ async fn a_backup_taken_during_pushes_restores_into_a_registry_that_serves_every
     assert!(!ok);
     assert!(err.contains("is not empty; restore into a new or empty directory"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_scrub_runs_on_its_schedule() {
+    let s = TestServer::start_with(|st| {
+        st.scrub_interval = Some(std::time::Duration::from_millis(300));
+        st.scrub_bytes_per_s = 0;
+    });
+    let layer = b"scheduled scrub layer".repeat(100);
+    push_image(&s, "syn1/scheduled", "v1", &layer).await;
+    let dl = sha256(&layer);
+    flip_byte(s.dir.path(), &dl);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (st, v) = get(&client(), &api(&s, "admin/quarantine")).await;
+        assert_eq!(st, 200);
+        if v["blobs"].as_array().is_some_and(|b| !b.is_empty()) {
+            assert_eq!(v["blobs"][0]["digest"], json!(dl));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no background scrub within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metric(&s, "stowage_scrub_runs_total").await >= 1);
+    let last = metric(&s, "stowage_scrub_last_finished_timestamp_seconds").await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(now.abs_diff(last) < 60, "last scrub at {last}, now {now}");
+}
+
+#[test]
+fn serve_refuses_an_index_written_by_a_newer_stowage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = stowage_engine::Engine::open(stowage_engine::EngineConfig::new(dir.path())).unwrap();
+        engine
+            .catalog()
+            .put(stowage_engine::index::Tree::Meta, b"format_version", &(stowage_engine::format::INDEX_FORMAT + 1))
+            .unwrap();
+    }
+    let data_dir = dir.path().to_str().unwrap();
+    let (ok, _, err) = stowage(None, &["serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"]);
+    assert!(!ok);
+    let want = format!(
+        "the index in {data_dir}/index has format version {}, but this Stowage reads versions up to {}; run the newer Stowage that wrote it, or restore a backup made by this version",
+        stowage_engine::format::INDEX_FORMAT + 1,
+        stowage_engine::format::INDEX_FORMAT
+    );
+    assert!(err.contains(&want), "{err}");
+}
