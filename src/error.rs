@@ -227,10 +227,12 @@ impl From<EngineError> for ApiError {
                 "the registry's disk is full; ask an administrator to free space or run garbage collection",
             )
             .with_cause(&e),
-            // Scrub moved the damaged bytes aside: to a client the blob is not there (404 with
-            // the spec's code, so `docker push` uploads it again, which heals it), and the
-            // message says why and what to do. Manifest reads re-map this to MANIFEST_UNKNOWN.
-            EngineError::Quarantined(_) => ApiError::not_found(Code::BlobUnknown, e.to_string()),
+            // Scrub moved the damaged bytes aside and the registry refuses to serve them. DENIED,
+            // because clients show its message (docker turns a blob 404 into a bare "unknown
+            // blob") and do not retry it; the message says why and what to do. A HEAD answers
+            // 404 instead (blob_get), so `docker push` uploads the blob again, which heals it;
+            // manifest reads answer MANIFEST_UNKNOWN, whose message docker shows.
+            EngineError::Quarantined(_) => ApiError::new(S::FORBIDDEN, Code::Denied, e.to_string()),
             // A quota is a permission-like refusal: DENIED names the quota, the usage and the way out.
             EngineError::QuotaExceeded { .. } => ApiError::new(S::FORBIDDEN, Code::Denied, e.to_string()),
             // A backup destination or source the operator must change; the message says how.

@@ -194,8 +194,8 @@ async fn scrub_quarantines_a_flipped_byte_refuses_the_pull_and_a_push_heals_it()
 
     // The pull is refused with a clear error, never bad bytes.
     let want = (
-        404,
-        "BLOB_UNKNOWN".to_string(),
+        403,
+        "DENIED".to_string(),
         format!("blob {dl} failed its integrity check and is quarantined; push the same content again to restore it"),
     );
     let r = client().get(s.v2(&format!("syn1/scrubbed/blobs/{dl}"))).send().await.unwrap();

@@ -82,3 +82,58 @@ fn docker_images_survive_an_online_backup_a_wipe_and_a_restore() {
     assert_eq!(v["quarantined"], serde_json::json!([]), "{v}");
     assert_eq!(v["blobs_checked"], v2["blobs"], "{v}");
 }
+
+#[test]
+#[ignore = "real client: needs docker; tests/run installs it and runs these"]
+fn docker_pull_of_a_scrubbed_layer_fails_clearly_and_docker_push_heals_it() {
+    clients::require("docker");
+    let s = TestServer::start();
+    let images = DockerImages::default();
+    let user = DockerUser::new();
+    user.login(&s.host, "admin", ADMIN_PASSWORD).expect_ok();
+    let tag = format!("{}/syn1/scrubbed:1", s.host);
+    build_image(&images, &tag, "f.txt", &clients::unique("scrubbed"));
+    let ids = image_ids(&tag);
+    user.push(&tag).expect_ok();
+    // Damage the image's own top layer (the base layer is in the local docker store anyway).
+    let blob_path = |d: &str| {
+        let hex = d.trim_start_matches("sha256:");
+        s.dir.path().join("blobs/sha256").join(&hex[..2]).join(hex)
+    };
+    let manifest_digest = clients::inspect(&tag, "{{index .RepoDigests 0}}");
+    let manifest_digest = manifest_digest.rsplit('@').next().expect("digest").to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob_path(&manifest_digest)).expect("manifest")).expect("json");
+    let digest = manifest["layers"].as_array().and_then(|l| l.last()).expect("layers")["digest"]
+        .as_str()
+        .expect("digest")
+        .to_string();
+    let mut bytes = std::fs::read(blob_path(&digest)).expect("read blob");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(blob_path(&digest), bytes).expect("write blob");
+    let saved = tempfile::tempdir().expect("save dir");
+    let archive = saved.path().join("image.tar").display().to_string();
+    clients::run("docker", &["save", "-o", &archive, &tag]).expect_ok();
+
+    let admin = ["admin", "--url", &s.url, "--user", "admin", "--password", ADMIN_PASSWORD];
+    let out = stowage(&[&admin[..], &["scrub"]].concat()).expect_ok();
+    assert!(out.stdout.contains(&digest), "scrub report names {digest}:\n{}", out.all());
+
+    // A fresh client cannot pull it, and is told why.
+    clients::run("docker", &["rmi", "-f", &tag]).expect_ok();
+    let out = user.pull(&tag).expect_fail();
+    out.expect_contains(&["denied: blob sha256:", "failed its integrity check and is quarantined"]);
+    eprintln!("refused pull:\n{}", out.all());
+
+    // The same image, loaded back into docker and pushed again: docker finds the layer missing,
+    // uploads it, and the registry is healed.
+    clients::run("docker", &["load", "-i", &archive]).expect_ok();
+    let out = user.push(&tag).expect_ok();
+    assert!(out.stdout.contains("Pushed"), "the damaged layer is uploaded again:\n{}", out.all());
+    let out = stowage(&[&admin[..], &["quarantine"]].concat()).expect_ok();
+    assert!(out.stdout.contains(r#""blobs": []"#), "healed:\n{}", out.all());
+    clients::run("docker", &["rmi", "-f", &tag]).expect_ok();
+    user.pull(&tag).expect_ok();
+    assert_eq!(image_ids(&tag), ids, "pulled intact after healing");
+}
