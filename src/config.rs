@@ -20,6 +20,18 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub scrub: ScrubConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+/// Where `stowage admin backup` may write.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Backups go only into this directory or below it (an absolute path), so a registry
+    /// administrator cannot make the server write anywhere else on the host. Default unset:
+    /// any absolute path outside the data directory.
+    pub root: Option<PathBuf>,
 }
 
 /// The background scrub: re-reads every blob and quarantines damaged ones.
@@ -203,6 +215,8 @@ pub struct Settings {
     pub scrub_interval: Option<Duration>,
     /// Scrub read rate in bytes per second; 0: unlimited.
     pub scrub_bytes_per_s: u64,
+    /// Backups only below this directory (`None`: anywhere outside the data directory).
+    pub backup_root: Option<PathBuf>,
 }
 
 impl Settings {
@@ -300,6 +314,10 @@ impl Config {
                 d => Some(d),
             },
             scrub_bytes_per_s: self.scrub.rate_mb_per_s.saturating_mul(1_000_000),
+            backup_root: match &self.backup.root {
+                Some(r) if !r.is_absolute() => anyhow::bail!("backup.root {} must be an absolute path", r.display()),
+                r => r.clone(),
+            },
         })
     }
 }
@@ -389,6 +407,11 @@ mod tests {
         assert_eq!((off.scrub_interval, off.scrub_bytes_per_s), (None, 0));
         assert!(Config::parse("[scrub]\ninterval = \"1w\"").unwrap().validate().is_err());
         assert!(Config::parse("[scrub]\nrate = 5").is_err());
+        assert_eq!(d.backup_root, None);
+        let b = Config::parse("[backup]\nroot = \"/srv/backups\"").unwrap().validate().unwrap();
+        assert_eq!(b.backup_root.as_deref(), Some(Path::new("/srv/backups")));
+        let e = Config::parse("[backup]\nroot = \"backups\"").unwrap().validate().unwrap_err().to_string();
+        assert_eq!(e, "backup.root backups must be an absolute path");
     }
 
     #[test]

@@ -33,6 +33,15 @@ impl App {
         if !dest.is_absolute() {
             return Err(bad_request(format!("backup destination {} must be an absolute path", b.dest)));
         }
+        // A policy of the operator's, not a malformed request: 403.
+        if let Some(root) = &self.settings.backup_root {
+            if !dest.starts_with(root) {
+                return Err(super::forbidden(format!(
+                    "backups may only go into {} (backup.root in the server's config); choose a directory there",
+                    root.display()
+                )));
+            }
+        }
         let report = self.index(move |e| e.backup(&dest)).await?;
         call.audit(self, "backup", &b.dest, None);
         Ok((StatusCode::OK, serde_json::to_value(report).unwrap_or(Value::Null)))

@@ -409,3 +409,23 @@ fn serve_refuses_an_index_written_by_a_newer_stowage() {
     );
     assert!(err.contains(&want), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_go_only_below_the_configured_root() {
+    let backups = tempfile::tempdir().unwrap();
+    let root = backups.path().join("allowed");
+    let r2 = root.clone();
+    let s = TestServer::start_with(move |st| st.backup_root = Some(r2));
+    let elsewhere = backups.path().join("elsewhere");
+    let (st, v) = post(&client(), &api(&s, "admin/backup"), json!({ "dest": elsewhere })).await;
+    assert_refused(
+        st,
+        &v,
+        403,
+        &format!("backups may only go into {} (backup.root in the server's config)", root.display()),
+    );
+    assert!(!elsewhere.exists());
+    let (st, v) = post(&client(), &api(&s, "admin/backup"), json!({ "dest": root.join("nightly") })).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(root.join("nightly/index.snapshot").is_file());
+}
