@@ -263,6 +263,9 @@ impl App {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct Body {
+            // Required, and null removes the quota: `deserialize_with` stops serde from
+            // defaulting a missing Option to None.
+            #[serde(deserialize_with = "Option::deserialize")]
             bytes: Option<u64>,
         }
         let Ent::Project(p) = self.ent_with(call, id, AccessType::Read)? else {

@@ -84,6 +84,8 @@ async fn a_quota_refuses_a_push_over_it_with_denied_and_accepts_one_just_under()
     }
     let (st, v) = put(&client(), &api(&s, "projects/syn1/quota"), json!({ "bytes": -1 })).await;
     assert_eq!(st, 400, "{v}");
+    let (st, v) = put(&client(), &api(&s, "projects/syn1/quota"), json!({})).await;
+    assert_refused(st, &v, 400, "missing field `bytes`");
     let (st, v) = put(&client(), &api(&s, "projects/syn404/quota"), json!({ "bytes": 1 })).await;
     assert_eq!(st, 404, "{v}");
 
