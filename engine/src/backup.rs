@@ -277,9 +277,6 @@ pub(crate) fn run(inner: &Inner, dest: &Path) -> Result<BackupReport> {
         let dir = to.parent().unwrap_or(&dest).to_path_buf();
         if !dirs.contains(&dir) {
             crate::create_private_dir(&dir).map_err(io_err(&dir))?;
-            if let Some(p) = dir.parent() {
-                fsync_dir(p)?;
-            }
         }
         let from = inner.blobs.path(digest);
         let _ = std::fs::remove_file(&to);
@@ -304,7 +301,21 @@ pub(crate) fn run(inner: &Inner, dest: &Path) -> Result<BackupReport> {
         report.blobs_copied += 1;
         dirs.insert(dir);
     }
+    // Each new entry, then the directories holding new directories, deepest first, up to the
+    // backup's own entry in its parent.
+    let mut to_sync: Vec<PathBuf> = Vec::new();
     for dir in &dirs {
+        let mut d = dir.as_path();
+        while d.starts_with(&dest) {
+            to_sync.push(d.to_path_buf());
+            let Some(p) = d.parent() else { break };
+            d = p;
+        }
+    }
+    to_sync.extend(dest.parent().map(Path::to_path_buf));
+    to_sync.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    to_sync.dedup();
+    for dir in &to_sync {
         fsync_dir(dir)?;
     }
     // Every blob is durable: the new snapshot may replace the old one.
@@ -330,17 +341,21 @@ pub(crate) fn run(inner: &Inner, dest: &Path) -> Result<BackupReport> {
 /// Removes files under a backup's `blobs/` that the current snapshot does not need (blobs of
 /// earlier snapshots since collected, partial copies of interrupted runs).
 fn prune(root: &Path, keep: &HashSet<PathBuf>) -> Result<u64> {
-    let mut n = 0;
-    for alg in std::fs::read_dir(root).map_err(io_err(root))?.flatten() {
-        for two in std::fs::read_dir(alg.path()).map_err(io_err(root))?.flatten() {
-            for f in std::fs::read_dir(two.path()).map_err(io_err(root))?.flatten() {
-                if !keep.contains(&f.path()) {
-                    std::fs::remove_file(f.path()).map_err(io_err(&f.path()))?;
-                    n += 1;
-                }
+    fn walk(dir: &Path, depth: u32, keep: &HashSet<PathBuf>, n: &mut u64) -> Result<()> {
+        for entry in std::fs::read_dir(dir).map_err(io_err(dir))?.flatten() {
+            let path = entry.path();
+            // `<alg>/<2 hex>/<hex>`: directories two levels down, files at the third.
+            if depth < 2 && path.is_dir() {
+                walk(&path, depth + 1, keep, n)?;
+            } else if !keep.contains(&path) && !path.is_dir() {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+                *n += 1;
             }
         }
+        Ok(())
     }
+    let mut n = 0;
+    walk(root, 0, keep, &mut n)?;
     Ok(n)
 }
 

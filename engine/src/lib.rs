@@ -191,7 +191,12 @@ impl Inner {
             let (new_record, mut pending) = self.catalog.record_blob_pending(digest, size, Some(repo_id))?;
             if healing {
                 pending = self.catalog.set_quarantine_pending(digest, None)?;
-                self.quarantined.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                // Saturating: two pushes healing the same blob at once both get here.
+                let _ = self.quarantined.fetch_update(
+                    std::sync::atomic::Ordering::AcqRel,
+                    std::sync::atomic::Ordering::Acquire,
+                    |n| Some(n.saturating_sub(1)),
+                );
                 tracing::info!(%digest, "quarantined blob healed by a push of the same content");
             }
             (committed, new_record, pending)

@@ -252,9 +252,11 @@ async fn backups_are_incremental_resumable_and_pruned() {
     std::fs::remove_file(dest.join("blobs").join(c.relative_path())).unwrap();
     let partial = dest.join("blobs").join(c.relative_path()).with_extension("partial");
     std::fs::write(&partial, b"half").unwrap();
+    let stray = dest.join("blobs/sha256/stray");
+    std::fs::write(&stray, b"not a blob directory").unwrap();
     let third = engine.backup(&dest).unwrap();
-    assert_eq!((third.blobs_present, third.blobs_linked, third.files_pruned), (2, 1, 1));
-    assert!(!partial.exists());
+    assert_eq!((third.blobs_present, third.blobs_linked, third.files_pruned), (2, 1, 2));
+    assert!(!partial.exists() && !stray.exists());
 
     // A blob unlinked and collected leaves the next backup.
     assert!(engine.catalog().unlink_blob(repo_id, &a).unwrap());

@@ -241,8 +241,9 @@ impl App {
         let mut v = json!({ "project": syn(p.id), "logical_bytes": total, "repositories": repos });
         if call.caller.is_admin() {
             v["physical_bytes_all_projects"] = json!(self.engine.physical_bytes()?);
+            // Administrators only: `used_bytes` counts repositories others may not see.
+            v["quota"] = self.quota_json(&syn(p.id))?;
         }
-        v["quota"] = self.quota_json(&syn(p.id))?;
         Ok((StatusCode::OK, v))
     }
 
