@@ -29,28 +29,28 @@
 //! This module must never write inside the data directory during a backup, except through the
 //! index's ordinary reads.
 
+mod restore;
+mod snapshot;
+
+pub use restore::{restore, RestoreReport};
+
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::format::INDEX_FORMAT;
 use crate::index::catalog::BlobRecord;
 use crate::index::codec::decode;
-use crate::index::{Batch, Index, Tree};
+use crate::index::Tree;
 use crate::Inner;
-use std::collections::{HashMap, HashSet};
+use snapshot::{SnapshotWriter, MAGIC};
+use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 
-const MAGIC: &[u8] = b"STOWAGE-INDEX-SNAPSHOT-1\n";
 const SNAPSHOT: &str = "index.snapshot";
 const SNAPSHOT_PARTIAL: &str = "index.snapshot.partial";
 const INFO: &str = "backup.json";
-/// Bounds on a snapshot entry, checked on restore so a damaged file cannot ask for huge buffers.
-const MAX_KEY_BYTES: u32 = 64 << 10;
-const MAX_VALUE_BYTES: u32 = 64 << 20;
-/// Records applied per index batch on restore.
-const RESTORE_BATCH: usize = 1000;
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 /// Trees a snapshot leaves out: upload sessions, whose files are not backed up.
 const NOT_BACKED_UP: [Tree; 1] = [Tree::Uploads];
@@ -76,14 +76,6 @@ pub struct BackupReport {
     pub blobs_quarantined: u64,
     /// Files of earlier backups that this snapshot no longer needs, removed.
     pub files_pruned: u64,
-}
-
-/// What a restore did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RestoreReport {
-    pub records: u64,
-    pub blobs: u64,
-    pub bytes: u64,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -138,89 +130,6 @@ pub(crate) fn prepare_dest(data_dir: &Path, dest: &Path) -> Result<PathBuf> {
     }
     crate::create_private_dir(&dest.join("blobs")).map_err(io_err(&dest))?;
     Ok(dest)
-}
-
-/// Writes snapshot entries and counts them; the crc32 covers every byte before it.
-struct SnapshotWriter<W: Write> {
-    out: W,
-    crc: crc32fast::Hasher,
-    records: u64,
-}
-
-impl<W: Write> SnapshotWriter<W> {
-    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.crc.update(bytes);
-        self.out.write_all(bytes)
-    }
-
-    fn entry(&mut self, tree: Tree, key: &[u8], value: &[u8]) -> std::io::Result<()> {
-        self.put(&[tree as u8])?;
-        self.put(&(key.len() as u32).to_be_bytes())?;
-        self.put(key)?;
-        self.put(&(value.len() as u32).to_be_bytes())?;
-        self.put(value)?;
-        self.records += 1;
-        Ok(())
-    }
-
-    fn finish(mut self) -> std::io::Result<W> {
-        self.put(&[0])?;
-        let records = self.records.to_be_bytes();
-        self.put(&records)?;
-        let crc = self.crc.clone().finalize();
-        self.out.write_all(&crc.to_be_bytes())?;
-        Ok(self.out)
-    }
-}
-
-fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
-}
-
-fn create_private_file(path: &Path) -> Result<File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(crate::FILE_MODE)
-        .open(path)
-        .map_err(io_err(path))
-}
-
-/// Copies `from` to `to` through `to.partial`, checking the bytes hash to `digest`, fsynced. The
-/// caller fsyncs `to`'s directory. Returns the bytes copied.
-fn copy_verified(from: &Path, to: &Path, digest: &Digest) -> Result<u64> {
-    let partial = to.with_extension("partial");
-    let mut src = File::open(from).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::Backup(format!("blob {digest} is recorded but {} is missing", from.display()))
-        }
-        _ => Error::io(from, e),
-    })?;
-    let mut dst = create_private_file(&partial)?;
-    let mut hasher = Hasher::new(digest.algorithm());
-    let mut buf = vec![0u8; COPY_CHUNK_BYTES];
-    let mut n_total = 0u64;
-    loop {
-        let n = src.read(&mut buf).map_err(io_err(from))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n]).map_err(io_err(&partial))?;
-        n_total += n as u64;
-    }
-    let computed = hasher.finish();
-    if &computed != digest {
-        let _ = std::fs::remove_file(&partial);
-        return Err(Error::Backup(format!(
-            "blob {digest} at {} is damaged (its content hashes to {computed}); run a scrub to quarantine it, then back up again",
-            from.display()
-        )));
-    }
-    dst.sync_all().map_err(io_err(&partial))?;
-    std::fs::rename(&partial, to).map_err(io_err(to))?;
-    Ok(n_total)
 }
 
 pub(crate) fn run(inner: &Inner, dest: &Path) -> Result<BackupReport> {
@@ -359,156 +268,52 @@ fn prune(root: &Path, keep: &HashSet<PathBuf>) -> Result<u64> {
     Ok(n)
 }
 
-/// Reads and checks a snapshot: magic, crc32 over the whole file, format version, entry bounds.
-/// Calls `f` with each entry.
-fn read_snapshot(path: &Path, f: &mut dyn FnMut(Tree, Vec<u8>, Vec<u8>) -> Result<()>) -> Result<u64> {
-    let damaged =
-        |what: &str| Error::Backup(format!("{} is damaged or incomplete ({what}); use another backup", path.display()));
-    // Pass 1: the checksum, before anything is applied.
-    let len = std::fs::metadata(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Backup(format!(
-                "{} is missing: not a complete Stowage backup (rerun `stowage admin backup` into it)",
-                path.display()
-            )),
-            _ => Error::io(path, e),
-        })?
-        .len();
-    if len < (MAGIC.len() + 8 + 1 + 8 + 4) as u64 {
-        return Err(damaged("too short"));
-    }
-    let mut r = BufReader::new(File::open(path).map_err(io_err(path))?);
-    let mut crc = crc32fast::Hasher::new();
-    let mut left = len - 4;
-    let mut buf = vec![0u8; 1 << 16];
-    while left > 0 {
-        let n = (left as usize).min(buf.len());
-        r.read_exact(&mut buf[..n]).map_err(io_err(path))?;
-        crc.update(&buf[..n]);
-        left -= n as u64;
-    }
-    let mut stored = [0u8; 4];
-    r.read_exact(&mut stored).map_err(io_err(path))?;
-    if u32::from_be_bytes(stored) != crc.finalize() {
-        return Err(damaged("checksum mismatch"));
-    }
-    // Pass 2: the entries.
-    let mut r = BufReader::new(File::open(path).map_err(io_err(path))?);
-    let mut magic = vec![0u8; MAGIC.len()];
-    r.read_exact(&mut magic).map_err(io_err(path))?;
-    if magic != MAGIC {
-        return Err(Error::Backup(format!("{} is not a Stowage index snapshot", path.display())));
-    }
-    let mut u64b = [0u8; 8];
-    r.read_exact(&mut u64b).map_err(io_err(path))?;
-    let format = u64::from_be_bytes(u64b);
-    if format > INDEX_FORMAT {
-        return Err(Error::IndexTooNew { path: path.to_path_buf(), found: format, supported: INDEX_FORMAT });
-    }
-    let read_u32 = |r: &mut BufReader<File>| -> Result<u32> {
-        let mut b = [0u8; 4];
-        r.read_exact(&mut b).map_err(io_err(path))?;
-        Ok(u32::from_be_bytes(b))
-    };
-    let mut records = 0u64;
-    loop {
-        let mut t = [0u8; 1];
-        r.read_exact(&mut t).map_err(io_err(path))?;
-        if t[0] == 0 {
-            break;
-        }
-        let tree = Tree::from_number(t[0]).ok_or_else(|| damaged("unknown tree"))?;
-        let kl = read_u32(&mut r)?;
-        if kl > MAX_KEY_BYTES {
-            return Err(damaged("key too long"));
-        }
-        let mut key = vec![0u8; kl as usize];
-        r.read_exact(&mut key).map_err(io_err(path))?;
-        let vl = read_u32(&mut r)?;
-        if vl > MAX_VALUE_BYTES {
-            return Err(damaged("value too long"));
-        }
-        let mut value = vec![0u8; vl as usize];
-        r.read_exact(&mut value).map_err(io_err(path))?;
-        f(tree, key, value)?;
-        records += 1;
-    }
-    r.read_exact(&mut u64b).map_err(io_err(path))?;
-    if u64::from_be_bytes(u64b) != records {
-        return Err(damaged("record count mismatch"));
-    }
-    Ok(records)
+fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
-/// Builds a new data directory `data_dir` from the backup in `src`: every blob the snapshot
-/// records is copied and verified against its digest, then the index is written and flushed.
-/// Refuses a `data_dir` that exists and is not empty. Offline: no server may use `data_dir`.
-pub fn restore(src: &Path, data_dir: &Path) -> Result<RestoreReport> {
-    if data_dir.exists() && std::fs::read_dir(data_dir).map_err(io_err(data_dir))?.next().is_some() {
+fn create_private_file(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(crate::FILE_MODE)
+        .open(path)
+        .map_err(io_err(path))
+}
+
+/// Copies `from` to `to` through `to.partial`, checking the bytes hash to `digest`, fsynced. The
+/// caller fsyncs `to`'s directory. Returns the bytes copied.
+fn copy_verified(from: &Path, to: &Path, digest: &Digest) -> Result<u64> {
+    let partial = to.with_extension("partial");
+    let mut src = File::open(from).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::Backup(format!("blob {digest} is recorded but {} is missing", from.display()))
+        }
+        _ => Error::io(from, e),
+    })?;
+    let mut dst = create_private_file(&partial)?;
+    let mut hasher = Hasher::new(digest.algorithm());
+    let mut buf = vec![0u8; COPY_CHUNK_BYTES];
+    let mut n_total = 0u64;
+    loop {
+        let n = src.read(&mut buf).map_err(io_err(from))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        dst.write_all(&buf[..n]).map_err(io_err(&partial))?;
+        n_total += n as u64;
+    }
+    let computed = hasher.finish();
+    if &computed != digest {
+        let _ = std::fs::remove_file(&partial);
         return Err(Error::Backup(format!(
-            "{} is not empty; restore into a new or empty directory (never over a live data directory)",
-            data_dir.display()
+            "blob {digest} at {} is damaged (its content hashes to {computed}); run a scrub to quarantine it, then back up again",
+            from.display()
         )));
     }
-    let snapshot = src.join(SNAPSHOT);
-    // Pass over the snapshot once for the blob list (checking it whole first).
-    let mut blobs: HashMap<Digest, u64> = HashMap::new();
-    let mut quarantined: HashSet<Digest> = HashSet::new();
-    read_snapshot(&snapshot, &mut |tree, key, value| {
-        match tree {
-            Tree::Blobs => {
-                if let Some(d) = Digest::from_key(&key) {
-                    blobs.insert(d, decode::<BlobRecord>(tree, &key, &value)?.size);
-                }
-            }
-            Tree::Quarantine => quarantined.extend(Digest::from_key(&key)),
-            _ => {}
-        }
-        Ok(())
-    })?;
-    for d in [data_dir.to_path_buf(), data_dir.join("uploads"), data_dir.join("index")] {
-        crate::create_private_dir(&d).map_err(io_err(&d))?;
-    }
-    let mut report = RestoreReport::default();
-    let mut dirs: HashSet<PathBuf> = HashSet::new();
-    for (digest, size) in &blobs {
-        if quarantined.contains(digest) {
-            continue;
-        }
-        let rel = digest.relative_path();
-        let to = data_dir.join("blobs").join(&rel);
-        let dir = to.parent().unwrap_or(data_dir).to_path_buf();
-        if dirs.insert(dir.clone()) {
-            crate::create_private_dir(&dir).map_err(io_err(&dir))?;
-        }
-        let n = copy_verified(&src.join("blobs").join(&rel), &to, digest)?;
-        if n != *size {
-            return Err(Error::Backup(format!("blob {digest} in the backup has {n} bytes, the index says {size}")));
-        }
-        report.blobs += 1;
-        report.bytes += n;
-    }
-    // Directories deepest first, so each new entry is durable before its parent's.
-    let mut all: Vec<PathBuf> = dirs.into_iter().collect();
-    all.extend(all.clone().iter().filter_map(|d| d.parent().map(Path::to_path_buf)));
-    all.push(data_dir.join("blobs"));
-    all.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    all.dedup();
-    for d in all {
-        fsync_dir(&d)?;
-    }
-    let index = crate::index::sled_index::SledIndex::open(&data_dir.join("index"), 64 << 20)?;
-    let mut batch = Batch::default();
-    report.records = read_snapshot(&snapshot, &mut |tree, key, value| {
-        batch.put(tree, key, value);
-        if batch.ops.len() >= RESTORE_BATCH {
-            index.apply(std::mem::take(&mut batch))?;
-        }
-        Ok(())
-    })?;
-    index.apply(batch)?;
-    index.flush()?;
-    fsync_dir(data_dir)?;
-    tracing::info!(?report, src = %src.display(), data_dir = %data_dir.display(), "restore finished");
-    Ok(report)
+    dst.sync_all().map_err(io_err(&partial))?;
+    std::fs::rename(&partial, to).map_err(io_err(to))?;
+    Ok(n_total)
 }
