@@ -26,8 +26,7 @@
 //! (their quarantine records are kept, so a restored registry still refuses them until pushed
 //! again). Restore is offline: it builds a new data directory, verifying every blob it copies.
 //!
-//! This module must never write inside the data directory during a backup, except through the
-//! index's ordinary reads.
+//! A backup must never write inside the data directory: it only reads the index and blob files.
 
 mod restore;
 mod snapshot;
