@@ -348,3 +348,43 @@ async fn a_project_quota_refuses_a_push_over_it_and_accepts_one_just_under() {
     engine.mount_blob(repo_id, &d).unwrap();
     assert_eq!(engine.catalog().quota(PROJECT).unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_on_another_filesystem_copies_and_verifies_every_blob() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let (engine, _) = open(config(&data_dir, IoChoice::StdFs));
+    // tmpfs: another filesystem than the temp dir's, so hard links cannot work.
+    let other = tempfile::tempdir_in("/dev/shm").expect("/dev/shm (tmpfs) for a second filesystem");
+    assert_ne!(
+        std::fs::metadata(other.path()).unwrap().dev(),
+        std::fs::metadata(tmp.path()).unwrap().dev(),
+        "/dev/shm must be another filesystem for this test"
+    );
+    let blobs: Vec<Vec<u8>> = (0..5).map(|i| data(200 + i, 3000 + i as usize * 100_000)).collect();
+    for b in &blobs {
+        push(&engine, REPO, b, 65536).await.unwrap();
+    }
+    let dest = other.path().join("backup");
+    let report = engine.backup(&dest).unwrap();
+    assert_eq!((report.blobs, report.blobs_copied, report.blobs_linked), (5, 5, 0));
+    assert_eq!(report.bytes_copied, blobs.iter().map(|b| b.len() as u64).sum::<u64>());
+    assert_eq!(verify_blob_files(&dest), 5);
+    // A damaged blob is not copied into a backup: the run fails and says what to do.
+    let d = push(&engine, REPO, &data(300, 50_000), 65536).await.unwrap().digest;
+    flip_byte(&data_dir, &d);
+    let m = msg(engine.backup(&dest));
+    assert!(
+        m.contains(&format!("blob {d} at")) && m.ends_with("run a scrub to quarantine it, then back up again"),
+        "{m}"
+    );
+    // The previous complete backup is still whole, and restores.
+    drop(engine);
+    let restored = tmp.path().join("restored");
+    assert_eq!(stowage_engine::backup::restore(&dest, &restored).unwrap().blobs, 5);
+    let (engine, _) = open(config(&restored, IoChoice::StdFs));
+    for b in &blobs {
+        assert_blob(&engine, &sha256(b), b);
+    }
+}
