@@ -54,6 +54,24 @@ impl App {
         Ok(allowed && who.claims.as_ref().is_none_or(|c| c.grants(src.as_str(), "pull")))
     }
 
+    /// Refuses a new upload into a project that has already used all of its quota, before any
+    /// byte is sent (the exact check, with the blob's size, is when the blob is linked).
+    async fn quota_room(&self, project: &str) -> Result<(), ApiError> {
+        // One index read, as every handler does on the reactor; the scan of the repositories
+        // only for a project with a quota, off it.
+        let Some(quota) = self.engine.catalog().quota(project)? else { return Ok(()) };
+        let p = project.to_string();
+        let used = self.index(move |e| e.catalog().project_logical_bytes(&p)).await?;
+        if used < quota {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            Code::Denied,
+            format!("project {project} has used all of its storage quota of {quota} bytes ({used} bytes used); purge repositories of the project, or ask an administrator to raise the quota"),
+        ))
+    }
+
     /// end-4a/4b/11: `POST /v2/<name>/blobs/uploads/`.
     pub(super) async fn upload_start(
         &self,
@@ -87,6 +105,7 @@ impl App {
                 }
             }
         }
+        self.quota_room(name.project()).await?;
         if let Some(d) = digest {
             // end-4b: the whole blob in the POST body.
             self.check_declared_length(&req, 0)?;

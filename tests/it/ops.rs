@@ -114,6 +114,16 @@ async fn a_quota_refuses_a_push_over_it_with_denied_and_accepts_one_just_under()
     );
     // A 500-byte one brings it exactly to the quota: accepted.
     let dc = push_blob(&s, "syn1/quota", &[b'c'; 500]).await;
+    // At the quota, a new upload is refused before any byte is sent.
+    let r = client().post(s.v2("syn1/quota/blobs/uploads/")).send().await.unwrap();
+    assert_eq!(
+        registry_error(r).await,
+        (
+            403,
+            "DENIED".to_string(),
+            "project syn1 has used all of its storage quota of 6000 bytes (6000 bytes used); purge repositories of the project, or ask an administrator to raise the quota".to_string()
+        )
+    );
     // The manifest's own bytes count too: at the quota, its push is refused the same way.
     let m = image_manifest((&dc, 500), &[(&da, 3000), (&db, 2500)], None);
     let r = client()
