@@ -66,6 +66,20 @@ pub enum AdminCommand {
     Trash(TrashCmd),
     /// Run garbage collection now.
     Gc,
+    /// Make (or complete, or update) a consistent online backup into DEST, a directory on the
+    /// server's machine: the index snapshot plus the blobs it records, hard-linked when on the
+    /// same filesystem, else copied. Rerun into the same DEST to transfer only what changed.
+    Backup {
+        /// Absolute path on the server, outside its data directory.
+        dest: String,
+    },
+    /// Re-read every blob now, check its digest and quarantine damaged ones.
+    Scrub,
+    /// List the blobs scrub quarantined.
+    Quarantine,
+    /// Per-project storage quotas (administrators).
+    #[command(subcommand)]
+    Quota(QuotaCmd),
     /// Change a password. Your own needs --password to be the current one (a password login);
     /// administrators may name another user.
     Passwd {
@@ -163,6 +177,16 @@ pub enum ProjectCmd {
 }
 
 #[derive(Subcommand)]
+pub enum QuotaCmd {
+    /// Set a project's quota in bytes (logical bytes, as `projects usage` reports them).
+    Set { project: String, bytes: u64 },
+    /// Remove a project's quota.
+    Clear { project: String },
+    /// Show a project's usage and quota.
+    Show { project: String },
+}
+
+#[derive(Subcommand)]
 pub enum TokenCmd {
     /// Create a token; it is printed once.
     Create {
@@ -225,7 +249,7 @@ impl Api {
 
 pub fn run(a: AdminArgs) -> anyhow::Result<()> {
     use reqwest::Method as M;
-    let mut http = reqwest::blocking::Client::builder();
+    let mut http = client_builder();
     if let Some(p) = &a.ca_cert {
         let pem = std::fs::read(p).with_context(|| format!("cannot read --ca-cert {}", p.display()))?;
         let ca =
@@ -323,11 +347,30 @@ pub fn run(a: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Trash(TrashCmd::Purge { entity }) => api.call(M::DELETE, &format!("trash/{entity}"), None)?,
         AdminCommand::Gc => api.call(M::POST, "gc", None)?,
+        AdminCommand::Backup { dest } => api.call(M::POST, "admin/backup", Some(json!({ "dest": dest })))?,
+        AdminCommand::Scrub => api.call(M::POST, "admin/scrub", None)?,
+        AdminCommand::Quarantine => api.call(M::GET, "admin/quarantine", None)?,
+        AdminCommand::Quota(QuotaCmd::Set { project, bytes }) => {
+            api.call(M::PUT, &format!("projects/{project}/quota"), Some(json!({ "bytes": bytes })))?
+        }
+        AdminCommand::Quota(QuotaCmd::Clear { project }) => {
+            api.call(M::PUT, &format!("projects/{project}/quota"), Some(json!({ "bytes": null })))?
+        }
+        AdminCommand::Quota(QuotaCmd::Show { project }) => {
+            api.call(M::GET, &format!("projects/{project}/usage"), None)?
+        }
     };
     if !out.is_null() {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(())
+}
+
+/// The HTTP client of the admin commands. No overall timeout: a garbage collection, a backup or
+/// a scrub answers only when done, which on a big store takes long; connecting is bounded.
+/// No overall timeout (a backup or scrub runs as long as the data takes), a bounded connect.
+fn client_builder() -> reqwest::blocking::ClientBuilder {
+    reqwest::blocking::Client::builder().timeout(None).connect_timeout(std::time::Duration::from_secs(10))
 }
 
 /// The entity's own sharing entries when it has local settings, else the inherited ones (the

@@ -18,6 +18,38 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub scrub: ScrubConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+/// Where `stowage admin backup` may write.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Backups go only into this directory or below it (an absolute path), so a registry
+    /// administrator cannot make the server write anywhere else on the host. Default unset:
+    /// any absolute path outside the data directory.
+    pub root: Option<PathBuf>,
+}
+
+/// The background scrub: re-reads every blob and quarantines damaged ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScrubConfig {
+    /// Time between the end of one background scrub and the start of the next; `0s` turns the
+    /// background scrub off (`stowage admin scrub` still works). Default `7d`.
+    pub interval: String,
+    /// Read rate limit in MB/s (10^6 bytes), so a scrub never starves pushes and pulls of disk
+    /// bandwidth; 0 means unlimited. Default 50.
+    pub rate_mb_per_s: u64,
+}
+
+impl Default for ScrubConfig {
+    fn default() -> Self {
+        ScrubConfig { interval: "7d".into(), rate_mb_per_s: 50 }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +242,12 @@ pub struct Settings {
     /// file: set it in code or the environment. At least
     /// [`crate::bootstrap::MIN_ADMIN_PASSWORD_CHARS`] characters.
     pub admin_password: Option<String>,
+    /// `None`: no background scrub.
+    pub scrub_interval: Option<Duration>,
+    /// Scrub read rate in bytes per second; 0: unlimited.
+    pub scrub_bytes_per_s: u64,
+    /// Backups only below this directory (`None`: anywhere outside the data directory).
+    pub backup_root: Option<PathBuf>,
 }
 
 impl Settings {
@@ -320,6 +358,15 @@ impl Config {
             },
             self_registration: self.auth.self_registration,
             admin_password: None,
+            scrub_interval: match parse_duration("scrub.interval", &self.scrub.interval)? {
+                d if d.is_zero() => None,
+                d => Some(d),
+            },
+            scrub_bytes_per_s: self.scrub.rate_mb_per_s.saturating_mul(1_000_000),
+            backup_root: match &self.backup.root {
+                Some(r) if !r.is_absolute() => anyhow::bail!("backup.root {} must be an absolute path", r.display()),
+                r => r.clone(),
+            },
         })
     }
 }
@@ -401,6 +448,23 @@ mod tests {
             .validate()
             .unwrap();
         assert_eq!((s.http2_keepalive_interval, s.upload_min_rate), (None, 0));
+    }
+
+    #[test]
+    fn scrub_schedule_and_rate() {
+        let d = Config::default().validate().unwrap();
+        assert_eq!((d.scrub_interval, d.scrub_bytes_per_s), (Some(Duration::from_secs(7 * 86400)), 50_000_000));
+        let example = Config::parse(include_str!("../config.toml")).unwrap().validate().unwrap();
+        assert_eq!((example.scrub_interval, example.scrub_bytes_per_s), (d.scrub_interval, d.scrub_bytes_per_s));
+        let off = Config::parse("[scrub]\ninterval = \"0s\"\nrate_mb_per_s = 0").unwrap().validate().unwrap();
+        assert_eq!((off.scrub_interval, off.scrub_bytes_per_s), (None, 0));
+        assert!(Config::parse("[scrub]\ninterval = \"1w\"").unwrap().validate().is_err());
+        assert!(Config::parse("[scrub]\nrate = 5").is_err());
+        assert_eq!(d.backup_root, None);
+        let b = Config::parse("[backup]\nroot = \"/srv/backups\"").unwrap().validate().unwrap();
+        assert_eq!(b.backup_root.as_deref(), Some(Path::new("/srv/backups")));
+        let e = Config::parse("[backup]\nroot = \"backups\"").unwrap().validate().unwrap_err().to_string();
+        assert_eq!(e, "backup.root backups must be an absolute path");
     }
 
     #[test]

@@ -227,7 +227,21 @@ impl From<EngineError> for ApiError {
                 "the registry's disk is full; ask an administrator to free space or run garbage collection",
             )
             .with_cause(&e),
-            EngineError::Corrupt { .. } | EngineError::Io { .. } | EngineError::Index(_) | EngineError::WriterGone => {
+            // Scrub moved the damaged bytes aside and the registry refuses to serve them. DENIED,
+            // because clients show its message (docker turns a blob 404 into a bare "unknown
+            // blob") and do not retry it; the message says why and what to do. A HEAD answers
+            // 404 instead (blob_get), so `docker push` uploads the blob again, which heals it;
+            // manifest reads answer MANIFEST_UNKNOWN, whose message docker shows.
+            EngineError::Quarantined(_) => ApiError::new(S::FORBIDDEN, Code::Denied, e.to_string()),
+            // A quota is a permission-like refusal: DENIED names the quota, the usage and the way out.
+            EngineError::QuotaExceeded { .. } => ApiError::new(S::FORBIDDEN, Code::Denied, e.to_string()),
+            // A backup destination or source the operator must change; the message says how.
+            EngineError::Backup(_) => ApiError::new(S::BAD_REQUEST, Code::for_status(S::BAD_REQUEST), e.to_string()),
+            EngineError::Corrupt { .. }
+            | EngineError::Io { .. }
+            | EngineError::Index(_)
+            | EngineError::WriterGone
+            | EngineError::IndexTooNew { .. } => {
                 ApiError::internal("storage failure", &e)
             }
         }

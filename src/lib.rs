@@ -76,6 +76,10 @@ pub async fn run(
             }
         }
     })];
+    if let Some(every) = app.settings.scrub_interval {
+        let app = app.clone();
+        background.push(tokio::spawn(async move { api::ops::background_scrub(app, every).await }));
+    }
     let tls_config = match &tls {
         Some(resolver) => {
             background.push(tokio::spawn(tls::watch(resolver.clone(), app.settings.tls_reload_poll)?));

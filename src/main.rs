@@ -40,6 +40,15 @@ enum Command {
     Certs(CertsCommand),
     /// Administer a running registry through its REST API.
     Admin(stowage::cli::AdminArgs),
+    /// Build a new data directory from a backup made with `stowage admin backup` (offline: run
+    /// it before starting a server on DIR). Every blob is verified while it is copied.
+    Restore {
+        /// The backup directory.
+        src: PathBuf,
+        /// The data directory to create; must not exist or be empty.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -67,6 +76,20 @@ fn main() -> anyhow::Result<()> {
         Command::Certs(CertsCommand::Init { dir, hosts, port }) => {
             let made = stowage::certs::init(&dir, &hosts)?;
             print!("{}", stowage::certs::instructions(&made, &hosts, port));
+            Ok(())
+        }
+        Command::Restore { src, data_dir } => {
+            stowage::process::restrict_umask();
+            let report = stowage_engine::backup::restore(&src, &data_dir)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            eprintln!(
+                "restored {} blobs ({} bytes) and {} index records into {}; start the server with --data-dir {}",
+                report.blobs,
+                report.bytes,
+                report.records,
+                data_dir.display(),
+                data_dir.display()
+            );
             Ok(())
         }
         Command::Serve { config, listen, data_dir, tls_cert, tls_key } => {

@@ -1,6 +1,6 @@
 //! Prometheus metrics the daemon keeps itself: request durations per endpoint kind and status
 //! class (fixed buckets, exact counts), bytes in and out, GC, token and TLS counters, and the
-//! hook [`Metrics::scrub_run`] for scrubbing. Everything is a relaxed atomic owned by one
+//! Everything is a relaxed atomic owned by one
 //! [`Metrics`] value in [`crate::app::App`]: no global registry, no locks, and a label set
 //! bounded by construction (an [`EndpointKind`] is never a path or a name).
 //!
@@ -154,14 +154,6 @@ impl Histogram {
     }
 }
 
-/// What one scrub pass found: what [`Metrics::scrub_run`] counts.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ScrubCounts {
-    pub blobs_checked: u64,
-    pub bytes_checked: u64,
-    pub corrupt_found: u64,
-}
-
 /// The daemon's own counters. One per [`crate::app::App`].
 pub struct Metrics {
     /// `[kind][status class 1..=5 at 0..=4]`.
@@ -173,10 +165,6 @@ pub struct Metrics {
     gc_runs: AtomicU64,
     gc_bytes_freed: AtomicU64,
     gc_blobs_deleted: AtomicU64,
-    scrub_runs: AtomicU64,
-    scrub_blobs_checked: AtomicU64,
-    scrub_bytes_checked: AtomicU64,
-    scrub_corrupt: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -202,10 +190,6 @@ impl Metrics {
             gc_runs: AtomicU64::new(0),
             gc_bytes_freed: AtomicU64::new(0),
             gc_blobs_deleted: AtomicU64::new(0),
-            scrub_runs: AtomicU64::new(0),
-            scrub_blobs_checked: AtomicU64::new(0),
-            scrub_bytes_checked: AtomicU64::new(0),
-            scrub_corrupt: AtomicU64::new(0),
         }
     }
 
@@ -229,14 +213,6 @@ impl Metrics {
         self.gc_runs.fetch_add(1, Relaxed);
         self.gc_blobs_deleted.fetch_add(blobs_deleted, Relaxed);
         self.gc_bytes_freed.fetch_add(bytes_freed, Relaxed);
-    }
-
-    /// The hook for scrubbing: call once per finished pass (on demand or scheduled).
-    pub fn scrub_run(&self, c: ScrubCounts) {
-        self.scrub_runs.fetch_add(1, Relaxed);
-        self.scrub_blobs_checked.fetch_add(c.blobs_checked, Relaxed);
-        self.scrub_bytes_checked.fetch_add(c.bytes_checked, Relaxed);
-        self.scrub_corrupt.fetch_add(c.corrupt_found, Relaxed);
     }
 
     /// Appends these metrics in the Prometheus text format (version 0.0.4).
@@ -302,25 +278,6 @@ impl Metrics {
             "stowage_gc_freed_bytes_total",
             "Bytes freed by garbage collection.",
             self.gc_bytes_freed.load(Relaxed),
-        );
-        counter(out, "stowage_scrub_runs_total", "Scrub passes finished.", self.scrub_runs.load(Relaxed));
-        counter(
-            out,
-            "stowage_scrub_blobs_checked_total",
-            "Blobs and manifests re-read and verified by scrubbing.",
-            self.scrub_blobs_checked.load(Relaxed),
-        );
-        counter(
-            out,
-            "stowage_scrub_checked_bytes_total",
-            "Bytes re-read and verified by scrubbing.",
-            self.scrub_bytes_checked.load(Relaxed),
-        );
-        counter(
-            out,
-            "stowage_scrub_corrupt_total",
-            "Corrupt blobs found (and quarantined) by scrubbing.",
-            self.scrub_corrupt.load(Relaxed),
         );
         gauge(
             out,

@@ -79,8 +79,10 @@ trap cleanup EXIT
 
 PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 URL="http://127.0.0.1:$PORT"
-STOWAGE_ADMIN_PASSWORD="$ADMIN_PASSWORD" "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$TMP/data" \
-    >"$TMP/server.log" 2>&1 &
+# Backups the fuzzer asks for may go only into the temp dir (backup.root), never elsewhere.
+printf '[backup]\nroot = "%s"\n' "$TMP/backups" >"$TMP/config.toml"
+STOWAGE_ADMIN_PASSWORD="$ADMIN_PASSWORD" "$BIN" serve --config "$TMP/config.toml" --listen "127.0.0.1:$PORT" \
+    --data-dir "$TMP/data" >"$TMP/server.log" 2>&1 &
 SERVER_PID=$!
 
 # Waits for /healthz (60 s), then makes the admin's view-only access token; prints the token.

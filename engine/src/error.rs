@@ -44,6 +44,21 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("index error: {0}")]
     Index(String),
+    /// Scrub found the stored bytes damaged (or gone) and moved them aside. Pushing the same
+    /// content again heals it.
+    #[error("blob {0} failed its integrity check and is quarantined; push the same content again to restore it")]
+    Quarantined(Digest),
+    /// A push would take a project past its storage quota. `needed` is the logical size the push
+    /// adds.
+    #[error("project {project} is over its storage quota of {quota} bytes: it uses {usage} bytes and this push needs {needed} more; purge repositories of the project, or ask an administrator to raise the quota")]
+    QuotaExceeded { project: String, quota: u64, usage: u64, needed: u64 },
+    /// The index was written by a newer Stowage. Opening it would risk misreading it.
+    #[error("the index in {path} has format version {found}, but this Stowage reads versions up to {supported}; run the newer Stowage that wrote it, or restore a backup made by this version")]
+    IndexTooNew { path: PathBuf, found: u64, supported: u64 },
+    /// A backup or restore was asked for something it cannot do (bad destination, incomplete
+    /// or damaged backup, non-empty restore target). The message says what to change.
+    #[error("{0}")]
+    Backup(String),
     /// The writer thread went away (panicked or engine shut down).
     #[error("the upload writer stopped unexpectedly")]
     WriterGone,

@@ -12,18 +12,21 @@
 //! shared by all of them. Call them from blocking threads: [`Engine::blocking`] is the short way
 //! from async code. The async methods (uploads) already do their disk work on blocking threads.
 
+pub mod backup;
 pub mod blob_store;
 pub mod digest;
 pub mod error;
+pub mod format;
 pub mod gc;
 pub mod index;
 pub mod io;
 pub(crate) mod poison;
+pub mod scrub;
 pub mod upload;
 
 pub use digest::{Algorithm, Digest, DigestError};
 pub use error::{Error, Result};
-pub use index::catalog::{Catalog, Commit, ManifestRecord, RepoRecord, TagRecord, UploadRecord};
+pub use index::catalog::{Catalog, Commit, ManifestRecord, QuarantineRecord, RepoRecord, TagRecord, UploadRecord};
 pub use upload::UploadWriter;
 
 use blob_store::{BlobStore, Committed};
@@ -123,6 +126,14 @@ pub(crate) struct Inner {
     /// commit of the same bytes in that window must wait rather than link the doomed file.
     pub(crate) gc_deleting: Mutex<HashSet<Digest>>,
     pub(crate) gc_deleted: Condvar,
+    /// Held by whole-store jobs that must not overlap: a garbage collection (removes files), a
+    /// backup (needs every file its snapshot records) and a scrub's quarantine step (moves
+    /// files). Never taken by pushes or pulls.
+    pub(crate) maintenance: Mutex<()>,
+    /// Blobs in quarantine now: reads check the quarantine only when this is not zero, so the
+    /// common case costs one atomic load.
+    pub(crate) quarantined: std::sync::atomic::AtomicU64,
+    pub(crate) scrub_stats: scrub::ScrubStats,
 }
 
 /// The engine. Cheap to clone.
@@ -167,6 +178,9 @@ impl Inner {
                 .map(|r| r.id)
                 .ok_or_else(|| Error::RepositoryUnknown(repo.to_string()))?;
             self.wait_not_being_deleted(digest);
+            // A quarantined blob's file was moved aside, so the commit below links this (verified)
+            // upload in its place, and the quarantine record goes: the blob is healed.
+            let healing = self.is_quarantined(digest)?;
             let committed = match self.blobs.commit(self.io.as_ref(), temp, digest) {
                 Err(Error::Io { path, source }) if path != temp && source.kind() != std::io::ErrorKind::NotFound => {
                     // A failed directory fsync: the link's durability is unknown.
@@ -174,13 +188,31 @@ impl Inner {
                 }
                 other => other?,
             };
-            let (new_record, pending) = self.catalog.record_blob_pending(digest, size, Some(repo_id))?;
+            let (new_record, mut pending) = self.catalog.record_blob_pending(digest, size, Some(repo_id))?;
+            if healing {
+                pending = self.catalog.set_quarantine_pending(digest, None)?;
+                // Saturating: two pushes healing the same blob at once both get here.
+                let _ = self.quarantined.fetch_update(
+                    std::sync::atomic::Ordering::AcqRel,
+                    std::sync::atomic::Ordering::Acquire,
+                    |n| Some(n.saturating_sub(1)),
+                );
+                tracing::info!(%digest, "quarantined blob healed by a push of the same content");
+            }
             (committed, new_record, pending)
         };
         // Wait for the flush without the GC lock: GC's next exclusive section need not queue
         // behind this fsync. The record is applied, so GC already sees the blob as linked.
         self.catalog.wait(pending)?;
         Ok(BlobInfo { digest: digest.clone(), size, new: committed == Committed::New || new_record })
+    }
+
+    /// True if scrub quarantined `digest` (one atomic load when nothing is quarantined).
+    pub(crate) fn is_quarantined(&self, digest: &Digest) -> Result<bool> {
+        if self.quarantined.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return Ok(false);
+        }
+        Ok(self.catalog.quarantined(digest)?.is_some())
     }
 
     /// Blocks while GC is removing the file of `digest`. Called with `gc_lock` held shared, so GC
@@ -227,9 +259,12 @@ impl Engine {
         }
         tracing::info!(io = io.name(), index = index.name(), data_dir = %cfg.data_dir.display(), "blob engine open");
         let poison = Arc::new(Poison::default());
+        let catalog = Catalog::with_poison(index, poison.clone());
+        format::upgrade(&catalog, &cfg.data_dir.join("index"))?;
+        let quarantined = catalog.quarantine_list()?.len() as u64;
         let inner = Inner {
             io,
-            catalog: Catalog::with_poison(index, poison.clone()),
+            catalog,
             blobs: BlobStore::new(blobs_dir),
             uploads_dir,
             poison,
@@ -237,6 +272,9 @@ impl Engine {
             gc_lock: RwLock::new(()),
             gc_deleting: Mutex::new(HashSet::new()),
             gc_deleted: Condvar::new(),
+            maintenance: Mutex::new(()),
+            quarantined: std::sync::atomic::AtomicU64::new(quarantined),
+            scrub_stats: scrub::ScrubStats::default(),
             cfg,
         };
         let engine = Engine { inner: Arc::new(inner) };
@@ -458,15 +496,28 @@ impl Engine {
 
     // ---- blobs ----
 
-    /// Size of a stored blob, if recorded.
+    /// Size of a stored blob, if recorded; [`Error::Quarantined`] if scrub moved it aside.
     pub fn stat_blob(&self, digest: &Digest) -> Result<Option<u64>> {
-        Ok(self.inner.catalog.blob(digest)?.map(|b| b.size))
+        let size = self.inner.catalog.blob(digest)?.map(|b| b.size);
+        if size.is_some() && self.inner.is_quarantined(digest)? {
+            return Err(Error::Quarantined(digest.clone()));
+        }
+        Ok(size)
+    }
+
+    /// True if scrub quarantined the blob (it cannot be read until pushed again).
+    pub fn is_quarantined(&self, digest: &Digest) -> Result<bool> {
+        self.inner.is_quarantined(digest)
     }
 
     /// The blob's bytes (or `start..=end`), zero-copy. Blocking: call off the reactor for big
-    /// blobs that may not be cached.
+    /// blobs that may not be cached. A quarantined blob's file is gone from the store, so the
+    /// quarantine is looked up only when the file is missing.
     pub fn read_blob(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<Bytes> {
-        self.inner.blobs.read(digest, range)
+        match self.inner.blobs.read(digest, range) {
+            Err(Error::BlobUnknown(d)) if self.inner.is_quarantined(&d)? => Err(Error::Quarantined(d)),
+            other => other,
+        }
     }
 
     /// Stores small bytes (manifests) as a blob linked to `repo`, durably. Hashing and the fsyncs
@@ -477,7 +528,12 @@ impl Engine {
         // computed `digest` from them); the link re-checks under the GC lock that the record
         // still exists, and GC forgets a record before it removes the file, so a record found
         // there always has its file.
-        if self.stat_blob(digest)? == Some(bytes.len() as u64) {
+        // A quarantined manifest is stored again below, which heals it.
+        let stored = match self.stat_blob(digest) {
+            Err(Error::Quarantined(_)) => None,
+            other => other?,
+        };
+        if stored == Some(bytes.len() as u64) {
             if let Some(r) = self.inner.catalog.repo_by_name(repo)? {
                 let (id, d) = (r.id, digest.clone());
                 match self.blocking(move |e| e.mount_blob(id, &d)).await {
@@ -499,6 +555,10 @@ impl Engine {
         self.inner.check_poisoned()?;
         let pending = {
             let _gc = self.inner.gc_lock.read();
+            // Mounting damaged bytes would spread them: refuse, so the client uploads them.
+            if self.inner.is_quarantined(digest)? {
+                return Err(Error::Quarantined(digest.clone()));
+            }
             self.inner.catalog.link_blob_pending(repo_id, digest)?
         };
         self.inner.catalog.wait(pending)
@@ -556,7 +616,25 @@ impl Engine {
 
     /// Runs garbage collection (blocking). See [`gc`].
     pub fn collect_garbage(&self) -> Result<gc::GcReport> {
+        let _maintenance = self.inner.maintenance.lock();
         gc::run(&self.inner)
+    }
+
+    /// Re-reads every blob and checks its digest, reading at most `bytes_per_s` (0: no limit),
+    /// and quarantines what fails (blocking, long). See [`scrub`].
+    pub fn scrub(&self, bytes_per_s: u64) -> Result<scrub::ScrubReport> {
+        scrub::run(&self.inner, bytes_per_s)
+    }
+
+    /// Scrub counters since start and the number of blobs in quarantine now.
+    pub fn scrub_counters(&self) -> scrub::ScrubCounters {
+        self.inner.scrub_stats.counters(self.inner.quarantined.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Makes or completes a backup in `dest` while the store stays in use (blocking, long). See
+    /// [`backup`].
+    pub fn backup(&self, dest: &Path) -> Result<backup::BackupReport> {
+        backup::run(&self.inner, dest)
     }
 
     /// Runs `f` with this engine on tokio's blocking pool and awaits it: the way for async code

@@ -183,8 +183,9 @@ async fn failed_index_flush_poisons(io: IoChoice) {
     let cfg = config(dir.path(), io);
     let backend = stowage_engine::io::choose(io, cfg.io_queue_depth).unwrap();
     let sled = SledIndex::open(&dir.path().join("index"), cfg.index_cache_bytes).unwrap();
-    // Flush 1 records the repository; flush 2 is the blob record of the first push.
-    let index = Arc::new(FaultyIndex::new(Arc::new(sled)).fail(IndexFaultOp::Flush, 2, false));
+    // Flush 1 records the index format of the new index, flush 2 the repository; flush 3 is the
+    // blob record of the first push.
+    let index = Arc::new(FaultyIndex::new(Arc::new(sled)).fail(IndexFaultOp::Flush, 3, false));
     let engine = Engine::open_with(cfg, index.clone(), Some(backend)).unwrap();
     let (repo, _) = engine.catalog().ensure_repo(REPO, common::PROJECT).unwrap();
     let bytes = data(25, 40_000);
@@ -194,5 +195,5 @@ async fn failed_index_flush_poisons(io: IoChoice) {
     let up = "no-such-upload";
     assert_poisoned(&engine, repo.id, up).await;
     assert!(matches!(engine.catalog().put(stowage_engine::index::Tree::Users, b"u", &1u64), Err(Error::Poisoned(_))));
-    assert_eq!(index.counts().1, 2, "no flush after the failed one");
+    assert_eq!(index.counts().1, 3, "no flush after the failed one");
 }

@@ -241,8 +241,43 @@ impl App {
         let mut v = json!({ "project": syn(p.id), "logical_bytes": total, "repositories": repos });
         if call.caller.is_admin() {
             v["physical_bytes_all_projects"] = json!(self.engine.physical_bytes()?);
+            // Administrators only: `used_bytes` counts repositories others may not see.
+            v["quota"] = self.quota_json(&syn(p.id))?;
         }
         Ok((StatusCode::OK, v))
+    }
+
+    /// `{bytes, used_bytes}` of a project's quota (null without one). `used_bytes` is what the
+    /// quota is checked against: every repository of the project, also those in the trash,
+    /// whose blobs stay stored until they are purged.
+    fn quota_json(&self, project: &str) -> Result<Value, ApiErr> {
+        Ok(match self.engine.catalog().quota(project)? {
+            Some(q) => json!({ "bytes": q, "used_bytes": self.engine.catalog().project_logical_bytes(project)? }),
+            None => Value::Null,
+        })
+    }
+
+    /// `PUT /api/v1/projects/{id}/quota` `{"bytes": N}` (or `null` to remove it): administrators
+    /// only (the route table says so too).
+    pub(super) fn set_quota(&self, call: &Call, id: &str) -> ApiResult {
+        call.require_admin()?;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            // Required, and null removes the quota: `deserialize_with` stops serde from
+            // defaulting a missing Option to None.
+            #[serde(deserialize_with = "Option::deserialize")]
+            bytes: Option<u64>,
+        }
+        let Ent::Project(p) = self.ent_with(call, id, AccessType::Read)? else {
+            return Err(not_found(format!("{id} is not a project")));
+        };
+        let b: Body = call.json()?;
+        let project = syn(p.id);
+        self.engine.catalog().set_quota(&project, b.bytes)?;
+        let detail = b.bytes.map_or_else(|| "removed".to_string(), |q| format!("{q} bytes"));
+        call.audit(self, "project.quota", &project, Some(&detail));
+        Ok((StatusCode::OK, json!({ "project": project, "quota": self.quota_json(&project)? })))
     }
 
     pub(super) fn get_acl(&self, call: &Call, id: &str) -> ApiResult {

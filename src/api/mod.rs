@@ -7,6 +7,7 @@
 
 mod audit;
 mod entities;
+pub mod ops;
 pub mod routes;
 #[cfg(test)]
 mod routes_props;
@@ -192,6 +193,8 @@ impl App {
             Op::CreateUser => self.create_user(&call).await,
             Op::SetPassword => self.set_password(&call, params.first().map(String::as_str).unwrap_or("")).await,
             Op::CollectGarbage => self.gc(&call).await,
+            Op::Backup => self.backup(&call).await,
+            Op::Scrub => self.scrub(&call).await,
             _ => self.blocking(move |app| app.dispatch_blocking(op, &call, &params)).await?,
         }
     }
@@ -200,7 +203,7 @@ impl App {
     fn dispatch_blocking(&self, op: Op, call: &Call, params: &[String]) -> ApiResult {
         let p = |i: usize| params.get(i).map(String::as_str).unwrap_or("");
         match op {
-            Op::GetOpenApi | Op::CreateUser | Op::SetPassword | Op::CollectGarbage => {
+            Op::GetOpenApi | Op::CreateUser | Op::SetPassword | Op::CollectGarbage | Op::Backup | Op::Scrub => {
                 Err(crate::error::ApiError::internal("REST dispatch", &format!("{op:?} is async")))
             }
             Op::ListUsers => self.list_users(call),
@@ -236,6 +239,8 @@ impl App {
             Op::RestoreTrash => self.restore(call, p(0)),
             Op::PurgeTrash => self.purge(call, p(0)),
             Op::ListAudit => self.list_audit(call),
+            Op::SetQuota => self.set_quota(call, p(0)),
+            Op::ListQuarantine => self.quarantine(call),
         }
     }
 }

@@ -73,6 +73,10 @@ pub enum Op {
     PurgeTrash,
     CollectGarbage,
     ListAudit,
+    SetQuota,
+    Backup,
+    Scrub,
+    ListQuarantine,
 }
 
 /// One row of the route table.
@@ -177,6 +181,10 @@ pub const ROUTES: &[Route] = &[
     r("DELETE", "/api/v1/trash/{id}", Op::PurgeTrash, "purgeEntity", Modify, false, false),
     r("POST", "/api/v1/gc", Op::CollectGarbage, "collectGarbage", Modify, false, true),
     r("GET", "/api/v1/audit", Op::ListAudit, "listAudit", View, false, true),
+    r("PUT", "/api/v1/projects/{id}/quota", Op::SetQuota, "setProjectQuota", Modify, false, true),
+    r("POST", "/api/v1/admin/backup", Op::Backup, "backup", Modify, false, true),
+    r("POST", "/api/v1/admin/scrub", Op::Scrub, "scrub", Modify, false, true),
+    r("GET", "/api/v1/admin/quarantine", Op::ListQuarantine, "listQuarantine", View, false, true),
 ];
 
 /// The outcome of matching a request path against the table.

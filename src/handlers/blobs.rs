@@ -27,7 +27,14 @@ impl App {
                 if !self.engine.catalog().is_linked(repo.id, digest)? {
                     return Err(unknown());
                 }
-                let len = self.engine.stat_blob(digest)?.ok_or_else(unknown)?;
+                let len = match self.engine.stat_blob(digest) {
+                    // Missing, as far as a pusher checking with HEAD is concerned: it uploads the
+                    // blob again, which heals it. A GET says why (error.rs).
+                    Err(e @ stowage_engine::Error::Quarantined(_)) if head => {
+                        return Err(ApiError::not_found(Code::BlobUnknown, e.to_string()))
+                    }
+                    other => other?.ok_or_else(unknown)?,
+                };
                 self.blob_sizes.put(key, generation, len);
                 len
             }

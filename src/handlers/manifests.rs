@@ -66,6 +66,13 @@ impl App {
                 (d, r)
             }
         };
+        // Scrub found this manifest's bytes damaged: never serve them (nor a cached copy).
+        if self.engine.is_quarantined(&digest)? {
+            return Err(ApiError::not_found(
+                Code::ManifestUnknown,
+                format!("manifest {digest} failed its integrity check and is quarantined; push it again to restore it"),
+            ));
+        }
         let body = if head { empty() } else { full(self.manifest_bytes(&digest).await?) };
         let mut resp = Response::new(body);
         let h = resp.headers_mut();

@@ -284,6 +284,23 @@ impl App {
         out.push_str("# TYPE stowage_io_backend gauge\n");
         let _ = writeln!(out, "stowage_io_backend{{backend=\"{}\"}} 1", self.engine.io_backend());
         self.metrics.render(&mut out, self.auth.failed_logins(), &storage);
+        let sc = self.engine.scrub_counters();
+        for (name, kind, help, v) in [
+            ("stowage_scrub_runs_total", "counter", "Scrubs finished since start.", sc.runs),
+            ("stowage_scrub_blobs_checked_total", "counter", "Blobs whose digest scrub checked.", sc.blobs_checked),
+            ("stowage_scrub_bytes_checked_total", "counter", "Bytes scrub read and hashed.", sc.bytes_checked),
+            ("stowage_scrub_quarantined_total", "counter", "Blobs scrub moved to quarantine.", sc.quarantined_total),
+            ("stowage_quarantined_blobs", "gauge", "Blobs in quarantine now.", sc.quarantined_now),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+        }
+        if let Some(t) = stowage_engine::scrub::last_finished(self.engine.catalog())? {
+            out.push_str(
+                "# HELP stowage_scrub_last_finished_timestamp_seconds When the last complete scrub finished.\n",
+            );
+            out.push_str("# TYPE stowage_scrub_last_finished_timestamp_seconds gauge\n");
+            let _ = writeln!(out, "stowage_scrub_last_finished_timestamp_seconds {t}");
+        }
         let mut r = text_response(StatusCode::OK, &out);
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
         Ok(r)

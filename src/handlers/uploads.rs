@@ -103,6 +103,24 @@ impl App {
         Ok(None)
     }
 
+    /// Refuses a new upload into a project that has already used all of its quota, before any
+    /// byte is sent (the exact check, with the blob's size, is when the blob is linked).
+    async fn quota_room(&self, project: &str) -> Result<(), ApiError> {
+        // One index read, as every handler does on the reactor; the scan of the repositories
+        // only for a project with a quota, off it.
+        let Some(quota) = self.engine.catalog().quota(project)? else { return Ok(()) };
+        let p = project.to_string();
+        let used = self.index(move |e| e.catalog().project_logical_bytes(&p)).await?;
+        if used < quota {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            Code::Denied,
+            format!("project {project} has used all of its storage quota of {quota} bytes ({used} bytes used); purge repositories of the project, or ask an administrator to raise the quota"),
+        ))
+    }
+
     /// end-4a/4b/11: `POST /v2/<name>/blobs/uploads/`.
     pub(super) async fn upload_start(
         &self,
@@ -122,11 +140,16 @@ impl App {
             if let Some(src) = self.mount_source(name, &repo, &m, from.as_ref(), who, base)? {
                 if self.engine.catalog().is_linked(src, &m)? {
                     let (rid, d) = (repo.id, m.clone());
-                    self.index(move |e| e.mount_blob(rid, &d)).await?;
-                    return Ok(Self::blob_created(name, &m));
+                    match self.engine.blocking(move |e| e.mount_blob(rid, &d)).await {
+                        Ok(()) => return Ok(Self::blob_created(name, &m)),
+                        // Damaged bytes are not mounted: the client uploads them, which heals.
+                        Err(stowage_engine::Error::Quarantined(_)) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
             }
         }
+        self.quota_room(name.project()).await?;
         if let Some(d) = digest {
             // end-4b: the whole blob in the POST body.
             self.check_declared_length(&req, 0)?;

@@ -340,7 +340,7 @@ async fn every_route_with_every_kind_of_credential() {
     create_user(&s, "carol", "carol-password").await;
     let team = team_with_bob(&s, Some("members")).await;
     let external = external_repo(&s, "docker.io/library/busybox").await;
-    let ctx = Ctx { team, repo, external };
+    let ctx = Ctx { team, repo, external, backup_dest: tempfile::tempdir().unwrap() };
     let creds = credentials(&s).await;
 
     let mut failures = Vec::new();

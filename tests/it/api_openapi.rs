@@ -128,6 +128,9 @@ pub(crate) fn sample_body(schema: &str, ctx: &Ctx) -> Value {
         // An administrator sets bob's password (no current password needed).
         "PasswordChange" => json!({ "new_password": "bob-new-password" }),
         "Disabled" => json!({ "disabled": false }),
+        "QuotaInput" => json!({ "bytes": 1_000_000_000u64 }),
+        // A real backup, into a temp dir the test owns (reruns there are incremental).
+        "BackupInput" => json!({ "dest": ctx.backup_dest.path().join("backup") }),
         other => panic!("no sample body for request schema {other}: add one to api_openapi.rs"),
     }
 }
@@ -137,6 +140,8 @@ pub(crate) struct Ctx {
     pub(crate) team: String,
     pub(crate) repo: String,
     pub(crate) external: String,
+    /// Where sample backups go; removed with the test.
+    pub(crate) backup_dest: tempfile::TempDir,
 }
 
 /// Replaces the `{..}` placeholders of `path` for `method`, creating what the operation needs.
@@ -284,7 +289,12 @@ async fn documented_operations_exist_and_answer_as_documented() {
     )
     .await;
     assert_eq!(st, 201, "{ext}");
-    let ctx = Ctx { team: team_id, repo, external: ext["id"].as_str().unwrap().to_string() };
+    let ctx = Ctx {
+        team: team_id,
+        repo,
+        external: ext["id"].as_str().unwrap().to_string(),
+        backup_dest: tempfile::tempdir().unwrap(),
+    };
 
     let mut ops = operations(&doc);
     // Removals after additions: DELETE /teams/{id}/members/bob after PUT, so both succeed.

@@ -801,7 +801,8 @@ async fn usage_counts_logical_bytes() {
     let other = config_len + 10 + m2.len() as u64;
     let (st, v) = get(&client(), &api(&s, "projects/syn1/usage")).await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(keys(&v), ["logical_bytes", "physical_bytes_all_projects", "project", "repositories"]);
+    assert_eq!(keys(&v), ["logical_bytes", "physical_bytes_all_projects", "project", "quota", "repositories"]);
+    assert_eq!(v["quota"], Value::Null, "no quota set");
     assert_eq!(v["project"], "syn1");
     assert_eq!(v["logical_bytes"], app + other);
     let mut repos = v["repositories"].as_array().unwrap().clone();

@@ -71,6 +71,20 @@ pub struct ManifestRecord {
     pub created: i64,
 }
 
+/// Receives each entry of [`Catalog::snapshot`]: tree, key, sealed value.
+pub type SnapshotVisitor<'a> = dyn FnMut(Tree, &[u8], &[u8]) -> Result<()> + 'a;
+
+/// A blob that scrub found damaged or missing, moved out of the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    /// Size the blob should have.
+    pub size: u64,
+    /// When scrub quarantined it (seconds since the epoch).
+    pub found: i64,
+    /// What was wrong, e.g. "content hashes to sha256:..." or "file is missing".
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagRecord {
     pub digest: Digest,
@@ -423,6 +437,15 @@ impl Catalog {
             return Ok(());
         }
         let mut rec = self.repo(repo)?.ok_or_else(|| Error::RepositoryUnknown(repo.to_string()))?;
+        // Logical bytes grow only here, so the quota is checked only here: blob commits, mounts
+        // and manifest pushes all pass through. Checked under the write lock, so concurrent
+        // pushes cannot overshoot it together.
+        if let Some(quota) = self.quota(&rec.project)? {
+            let usage = self.project_logical_bytes(&rec.project)?;
+            if usage.saturating_add(size) > quota {
+                return Err(Error::QuotaExceeded { project: rec.project, quota, usage, needed: size });
+            }
+        }
         rec.logical_bytes += size;
         b.put(Tree::Repos, repo_key(repo), encode(&rec));
         b.put(Tree::Links, lk, super::codec::seal(UNIT));
@@ -509,6 +532,8 @@ impl Catalog {
             for d in digests {
                 let Some(rec) = self.blob(d)? else { continue };
                 b.delete(Tree::Blobs, d.to_key());
+                // A collected blob needs no quarantine either.
+                b.delete(Tree::Quarantine, d.to_key());
                 freed += rec.size;
                 forgotten.push((d.clone(), rec.size));
             }
@@ -756,5 +781,80 @@ impl Catalog {
 
     pub fn uploads(&self) -> Result<Vec<UploadRecord>> {
         Ok(self.scan::<UploadRecord>(Tree::Uploads, b"", None, usize::MAX)?.into_iter().map(|(_, r)| r).collect())
+    }
+
+    // ---- quotas ----
+
+    /// The storage quota of a project in logical bytes, if one is set.
+    pub fn quota(&self, project: &str) -> Result<Option<u64>> {
+        self.get(Tree::Quotas, project.as_bytes())
+    }
+
+    /// Sets (Some) or removes (None) a project's quota. Durable before it returns.
+    pub fn set_quota(&self, project: &str, bytes: Option<u64>) -> Result<()> {
+        match bytes {
+            Some(q) => self.put(Tree::Quotas, project.as_bytes(), &q),
+            None => self.remove(Tree::Quotas, project.as_bytes()),
+        }
+    }
+
+    /// Logical bytes of every repository of `project` (what `GET .../usage` reports). A scan of
+    /// the repositories: only done for projects that have a quota.
+    pub fn project_logical_bytes(&self, project: &str) -> Result<u64> {
+        let mut total = 0u64;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.scan::<RepoRecord>(Tree::Repos, b"", after.as_deref(), 1024)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            total += page.iter().filter(|(_, r)| r.project == project).map(|(_, r)| r.logical_bytes).sum::<u64>();
+        }
+        Ok(total)
+    }
+
+    // ---- quarantine ----
+
+    pub fn quarantined(&self, digest: &Digest) -> Result<Option<QuarantineRecord>> {
+        self.get(Tree::Quarantine, &digest.to_key())
+    }
+
+    /// Every quarantined blob, in digest order.
+    pub fn quarantine_list(&self) -> Result<Vec<(Digest, QuarantineRecord)>> {
+        Ok(self
+            .scan::<QuarantineRecord>(Tree::Quarantine, b"", None, usize::MAX)?
+            .into_iter()
+            .filter_map(|(k, r)| Digest::from_key(&k).map(|d| (d, r)))
+            .collect())
+    }
+
+    pub(crate) fn set_quarantine_pending(&self, digest: &Digest, rec: Option<&QuarantineRecord>) -> Result<Pending> {
+        let mut b = Batch::default();
+        match rec {
+            Some(r) => b.put(Tree::Quarantine, digest.to_key(), encode(r)),
+            None => b.delete(Tree::Quarantine, digest.to_key()),
+        };
+        self.apply(b)
+    }
+
+    // ---- snapshots ----
+
+    /// Calls `f` with every entry of `trees` (tree, key, sealed value) as of one point in the
+    /// apply order: no write applies until it returns (see [`GroupCommit::frozen`]). Writes
+    /// applied but not yet flushed are included; they are from pushes not yet acknowledged.
+    pub fn snapshot(&self, trees: &[Tree], f: &mut SnapshotVisitor<'_>) -> Result<()> {
+        self.group.frozen(|idx| {
+            for &tree in trees {
+                let mut after: Option<Vec<u8>> = None;
+                loop {
+                    let page = idx.scan(tree, b"", after.as_deref(), 1024)?;
+                    let Some((last, _)) = page.last() else { break };
+                    after = Some(last.clone());
+                    for (k, v) in &page {
+                        f(tree, k, v)?;
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 }

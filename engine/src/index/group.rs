@@ -98,6 +98,14 @@ impl GroupCommit {
         Ok((out, Pending(*applied)))
     }
 
+    /// Runs `f` with the apply lock held: no batch applies until it returns, so what `f` reads
+    /// is one point in the apply order (a consistent snapshot for backups, which sled's
+    /// iterators alone are not). Writers wait meanwhile: keep `f` to reading and buffering.
+    pub(crate) fn frozen<T>(&self, f: impl FnOnce(&dyn Index) -> Result<T>) -> Result<T> {
+        let _applied = self.applied.lock();
+        f(self.index.as_ref())
+    }
+
     /// A ticket covering every write applied so far, without writing anything.
     pub(crate) fn barrier(&self) -> Pending {
         Pending(*self.applied.lock())

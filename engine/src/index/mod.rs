@@ -46,10 +46,14 @@ pub enum Tree {
     Entities = 27,
     /// Security events, newest first: key `u64::MAX - seq`, big-endian.
     Audit = 28,
+    /// Blobs scrub found damaged: digest key -> `QuarantineRecord`. Index format 2.
+    Quarantine = 29,
+    /// Per-project storage quotas: project id -> bytes (u64). Index format 2.
+    Quotas = 30,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 19] = [
+    pub const ALL: [Tree; 21] = [
         Tree::Meta,
         Tree::Repos,
         Tree::RepoNames,
@@ -69,7 +73,14 @@ impl Tree {
         Tree::Trash,
         Tree::Entities,
         Tree::Audit,
+        Tree::Quarantine,
+        Tree::Quotas,
     ];
+
+    /// The tree whose on-disk number is `n` (snapshots store trees by number).
+    pub fn from_number(n: u8) -> Option<Tree> {
+        Tree::ALL.iter().copied().find(|t| *t as u8 == n)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -92,6 +103,8 @@ impl Tree {
             Tree::Trash => "trash",
             Tree::Entities => "entities",
             Tree::Audit => "audit",
+            Tree::Quarantine => "quarantine",
+            Tree::Quotas => "quotas",
         }
     }
 }
