@@ -17,6 +17,7 @@ pub mod oci;
 pub mod process;
 pub mod router;
 pub mod server;
+pub mod web;
 
 use std::future::Future;
 

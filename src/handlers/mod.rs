@@ -44,6 +44,7 @@ impl App {
         let Some(ep) = Endpoint::parse(req.method(), req.uri().path(), req.uri().query())? else {
             return match req.uri().path().strip_prefix("/api/v1/") {
                 Some(_) => Ok(self.api(req, peer).await),
+                None if crate::web::serves(req.uri().path()) => Ok(self.portal(req, peer).await),
                 None => Err(ApiError::not_found(Code::Unsupported, format!("{} is not served here", req.uri().path()))),
             };
         };

@@ -17,6 +17,7 @@ mod first_start;
 mod limits;
 mod listing;
 mod manifests;
+mod portal;
 mod real_access;
 mod real_docker;
 mod real_podman;

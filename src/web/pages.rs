@@ -1,0 +1,808 @@
+//! The portal's pages other than a repository's: sign in and out, projects, a project's Docker
+//! tab, external repositories, sharing settings, trash, access tokens, teams, users and the audit
+//! log. Each reads and changes through the REST operations ([`App::rest`]) as the signed-in
+//! caller; it never checks a permission itself beyond choosing what to show.
+
+use super::layout::{confirm_form, copyable, csrf, encode, page, size, time};
+use super::session::{self, set_cookie};
+use super::{html, ja, jn, js, page_err, redirect, Ctx, PageResult};
+use crate::access::rules::{can, AccessType, Acl};
+use crate::access::store::parse_entity_id;
+use crate::app::App;
+use crate::error::ApiError;
+use http::{header, HeaderValue, Method, StatusCode};
+use maud::{html, Markup};
+use serde_json::{json, Value};
+
+/// Named levels, as the sharing form offers them.
+const LEVELS: [(&str, &str); 5] = [
+    ("view", "View"),
+    ("download", "Download"),
+    ("edit", "Edit"),
+    ("edit_delete", "Edit and delete"),
+    ("admin", "Administer"),
+];
+
+/// The level whose access set is exactly `access`, else the access types joined.
+fn level_of(access: &[Value]) -> String {
+    let set: std::collections::BTreeSet<AccessType> =
+        access.iter().filter_map(|a| serde_json::from_value(a.clone()).ok()).collect();
+    for (name, _) in LEVELS {
+        if crate::access::rules::level(name).as_ref() == Some(&set) {
+            return name.to_string();
+        }
+    }
+    access.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// A page that needs a signed-in user: anonymous callers are sent to sign in first.
+fn need_user(ctx: &Ctx) -> Result<(), ApiError> {
+    if ctx.user().is_some() {
+        Ok(())
+    } else {
+        Err(page_err(StatusCode::UNAUTHORIZED, "sign in to see this page"))
+    }
+}
+
+/// Where to go after signing in: a path on this site only.
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') && next.len() <= 2048 {
+        next
+    } else {
+        "/projects"
+    }
+}
+
+impl App {
+    // ---- sign in and out ----
+
+    pub(super) fn web_login_page(&self, ctx: &Ctx, error: Option<&str>) -> crate::body::Resp {
+        let token = crate::auth::secrets::random_token::<24>();
+        let next = safe_next(ctx.q("next").unwrap_or(ctx.f("next"))).to_string();
+        let body = html! {
+            @if let Some(e) = error { p.error role="alert" { (e) } }
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(token);
+                input type="hidden" name="next" value=(next);
+                fieldset {
+                    legend { "Your Stowage account" }
+                    div.field {
+                        label for="username" { "User name" }
+                        input type="text" id="username" name="username" autocomplete="username" required autofocus;
+                    }
+                    div.field {
+                        label for="password" { "Password" }
+                        input type="password" id="password" name="password" autocomplete="current-password" required;
+                    }
+                    p { button type="submit" { "Sign in" } }
+                }
+            }
+            p.muted { "Access tokens are for docker login and the REST API; sign in here with your password." }
+        };
+        let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+        let mut r = html(status, page(ctx, "Sign in", body));
+        if let Ok(v) = HeaderValue::from_str(&set_cookie(session::LOGIN_COOKIE, &token, self.secure_cookies())) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+        r
+    }
+
+    pub(super) async fn web_login_post(&self, ctx: &Ctx) -> PageResult {
+        let (user, pw) = (ctx.f("username").trim(), ctx.f("password"));
+        if user.is_empty() || pw.is_empty() || user.len() > 256 || pw.len() > 1024 {
+            return Ok(self.web_login_page(ctx, Some("give your user name and password")));
+        }
+        if crate::auth::secrets::parse_access_token(pw).is_some() {
+            return Ok(self.web_login_page(ctx, Some("that is an access token; sign in with your password")));
+        }
+        let login = match self.auth.login(user, pw, ctx.peer).await {
+            Ok(l) => l,
+            Err(crate::auth::AuthError::Store(e)) => return Err(e.into()),
+            Err(e @ crate::auth::AuthError::Busy) => {
+                return Err(page_err(StatusCode::TOO_MANY_REQUESTS, e.to_string()))
+            }
+            // Slowed already by `Auth::login`, like every failed login.
+            Err(_) => return Ok(self.web_login_page(ctx, Some("incorrect user name or password"))),
+        };
+        let (cookie, _) = self.portal.sessions.create(&login.user);
+        self.auth.record(&login.user.username, ctx.peer, "portal.session", &login.user.username, true, None);
+        let mut r = redirect(safe_next(ctx.f("next")));
+        let secure = self.secure_cookies();
+        for c in [set_cookie(session::COOKIE, &cookie, secure), set_cookie(session::LOGIN_COOKIE, "", secure)] {
+            if let Ok(v) = HeaderValue::from_str(&c) {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        Ok(r)
+    }
+
+    pub(super) fn web_logout_page(&self, ctx: &Ctx) -> crate::body::Resp {
+        let body = html! {
+            @if ctx.session.is_some() {
+                form method="post" action="/logout" {
+                    (csrf(ctx))
+                    p { button type="submit" { "Sign out" } }
+                }
+            } @else {
+                p { "You are not signed in. " a href="/login" { "Sign in" } }
+            }
+        };
+        html(StatusCode::OK, page(ctx, "Sign out", body))
+    }
+
+    pub(super) fn web_logout(&self, ctx: &Ctx) -> crate::body::Resp {
+        if let Some(c) = &ctx.cookie {
+            self.portal.sessions.end(c);
+        }
+        let mut r = redirect("/login");
+        if let Ok(v) = HeaderValue::from_str(&set_cookie(session::COOKIE, "", self.secure_cookies())) {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+        r
+    }
+
+    // ---- projects ----
+
+    pub(super) async fn web_projects_page(&self, ctx: &Ctx) -> PageResult {
+        let v = self.rest(ctx, Method::GET, &["projects"], &[], Value::Null).await?;
+        let mut rows = Vec::new();
+        for p in ja(&v, "projects") {
+            let id = js(p, "id");
+            let u = self.rest(ctx, Method::GET, &["projects", id, "usage"], &[], Value::Null).await?;
+            rows.push((p.clone(), jn(&u, "logical_bytes") as u64, ja(&u, "repositories").len()));
+        }
+        let body = html! {
+            @if rows.is_empty() {
+                p { "No projects you may see yet." }
+            } @else {
+                div.table-wrap { table {
+                    caption.muted { "Projects you may read, with the storage their repositories use" }
+                    thead { tr { th scope="col" { "Project" } th scope="col" { "Id" } th scope="col" { "Created by" }
+                        th.num scope="col" { "Repositories" } th.num scope="col" { "Storage" } } }
+                    tbody {
+                        @for (p, bytes, repos) in &rows {
+                            tr {
+                                td { a href={ "/" (js(p, "id")) } { (js(p, "name")) } }
+                                td { code { (js(p, "id")) } }
+                                td { (js(p, "created_by")) }
+                                td.num { (repos) }
+                                td.num { (size(*bytes)) }
+                            }
+                        }
+                    }
+                } }
+            }
+            @if ctx.user().is_some() {
+                h2 { "Create a project" }
+                form.row method="post" action="/projects" {
+                    (csrf(ctx))
+                    div.field {
+                        label for="project-name" { "Project name" }
+                        input type="text" id="project-name" name="name" required maxlength="256";
+                    }
+                    button type="submit" { "Create project" }
+                }
+            } @else {
+                p { a href="/login?next=/projects" { "Sign in" } " to see your projects and create one." }
+            }
+        };
+        Ok(html(StatusCode::OK, page(ctx, "Projects", body)))
+    }
+
+    pub(super) async fn web_create_project(&self, ctx: &Ctx) -> PageResult {
+        need_user(ctx)?;
+        let v = self.rest(ctx, Method::POST, &["projects"], &[], json!({ "name": ctx.f("name") })).await?;
+        Ok(redirect(&format!("/{}", js(&v, "id"))))
+    }
+
+    /// `/<id>`: a project's Docker tab, an external repository's page, or (for a managed
+    /// repository's id) a redirect to its page by name.
+    pub(super) async fn web_entity_page(&self, ctx: &Ctx, id: &str) -> PageResult {
+        if parse_entity_id(id).is_none() {
+            return Err(page_err(StatusCode::NOT_FOUND, format!("there is no page at /{id}")));
+        }
+        match self.rest(ctx, Method::GET, &["projects", id], &[], Value::Null).await {
+            Ok(p) => self.web_project_page(ctx, &p).await,
+            Err(e) if e.status != StatusCode::NOT_FOUND => Err(e),
+            Err(first) => match self.rest(ctx, Method::GET, &["repositories", id], &[], Value::Null).await {
+                Ok(r) if js(&r, "kind") == "repository" => Ok(redirect(&format!("/{}", js(&r, "name")))),
+                Ok(r) => self.web_external_page(ctx, &r).await,
+                // The project's answer: the same for a hidden and a missing entity.
+                Err(_) => Err(first),
+            },
+        }
+    }
+
+    async fn web_project_page(&self, ctx: &Ctx, p: &Value) -> PageResult {
+        let id = js(p, "id");
+        let repos = self.rest(ctx, Method::GET, &["projects", id, "repositories"], &[], Value::Null).await?;
+        let usage = self.rest(ctx, Method::GET, &["projects", id, "usage"], &[], Value::Null).await?;
+        let acl = self.rest(ctx, Method::GET, &["entities", id, "acl"], &[], Value::Null).await?;
+        let mine = self.web_my_access(ctx, &acl);
+        let managed: Vec<Value> =
+            ja(&repos, "repositories").iter().filter(|r| js(r, "kind") == "repository").cloned().collect();
+        let external: Vec<Value> =
+            ja(&repos, "repositories").iter().filter(|r| js(r, "kind") == "external_repository").cloned().collect();
+        let ids: Vec<u64> = managed.iter().filter_map(|r| parse_entity_id(js(r, "id"))).collect();
+        let summaries = self
+            .blocking(move |app| ids.iter().map(|id| app.web_repo_summary(*id)).collect::<Result<Vec<_>, _>>())
+            .await??;
+        let host = self.registry_host();
+        let body = html! {
+            p.lead { "Project " code { (id) } " · created by " (js(p, "created_by")) " · "
+                (size(jn(&usage, "logical_bytes") as u64)) " stored" }
+            ul.tabs {
+                li { a href={ "/" (id) } aria-current="page" { "Docker" } }
+                li { a href={ "/" (id) "/-/sharing" } { "Sharing settings" } }
+            }
+            h2 { "Repositories" }
+            @if managed.is_empty() {
+                p { "No repositories yet. Push one:" }
+                p { (copyable(&format!("docker push {host}/{id}/<repository>:<tag>"), "push command")) }
+            } @else {
+                div.table-wrap { table {
+                    thead { tr { th scope="col" { "Repository" } th.num scope="col" { "Tags" } th scope="col" { "Last push" }
+                        th.num scope="col" { "Size" } } }
+                    tbody {
+                        @for (r, (count, last)) in managed.iter().zip(&summaries) {
+                            tr {
+                                td { a href={ "/" (js(r, "name")) } { (js(r, "name")) } }
+                                td.num { (count) }
+                                td { @if let Some(t) = last { (time(*t)) } @else { span.muted { "never" } } }
+                                td.num { (size(jn(r, "logical_bytes") as u64)) }
+                            }
+                        }
+                    }
+                } }
+            }
+            h2 { "External repositories" }
+            @if external.is_empty() {
+                p.muted { "None listed." }
+            } @else {
+                ul { @for x in &external { li { a href={ "/" (js(x, "id")) } { (js(x, "name")) } " " code { (js(x, "id")) } } } }
+            }
+            @if mine.contains(&AccessType::Create) {
+                form.row method="post" action={ "/" (id) "/-/external" } {
+                    (csrf(ctx))
+                    div.field {
+                        label for="external-name" { "List an external repository" }
+                        input type="text" id="external-name" name="repository_name" required maxlength="255"
+                            placeholder="quay.io/org/tool";
+                    }
+                    button type="submit" { "Add external repository" }
+                }
+            }
+            @if mine.contains(&AccessType::Delete) {
+                h2 { "Trash" }
+                (confirm_form(ctx, &format!("/{id}/-/trash"), "Move this project and its repositories to the trash",
+                    "Move to trash", "trash-project"))
+            }
+        };
+        Ok(html(StatusCode::OK, page(ctx, &format!("{} ({id})", js(p, "name")), body)))
+    }
+
+    /// Tag count and last push of a managed repository (bounded scans of its tag records).
+    fn web_repo_summary(&self, id: u64) -> Result<(usize, Option<i64>), ApiError> {
+        let recs = self.engine.catalog().tag_records(id, None, super::tags::MAX_SORT_SCAN)?;
+        Ok((recs.len(), recs.iter().map(|(_, r)| r.time).max()))
+    }
+
+    /// What the caller may do on an entity, from its sharing settings as the REST API returned
+    /// them: for showing forms only; every change is checked again on the server.
+    pub(super) fn web_my_access(&self, ctx: &Ctx, acl: &Value) -> Vec<AccessType> {
+        let entries = acl.get("entries").cloned().unwrap_or(Value::Null);
+        let acl: Acl = serde_json::from_value(json!({ "entries": entries })).unwrap_or_default();
+        AccessType::ALL.into_iter().filter(|a| can(&ctx.who.caller, &acl, *a)).collect()
+    }
+
+    async fn web_external_page(&self, ctx: &Ctx, r: &Value) -> PageResult {
+        let id = js(r, "id");
+        let commits =
+            self.rest(ctx, Method::GET, &["repositories", id, "commits"], &[("limit", "1000")], Value::Null).await?;
+        let acl = self.rest(ctx, Method::GET, &["entities", id, "acl"], &[], Value::Null).await?;
+        let mine = self.web_my_access(ctx, &acl);
+        let project = r.get("project").and_then(Value::as_str).unwrap_or("");
+        let body = html! {
+            p.lead { "External repository " code { (id) } " in project " a href={ "/" (project) } { (project) }
+                ". Stowage lists its tags and digests as people commit them here; it never contacts that registry." }
+            ul.tabs {
+                li { a href={ "/" (id) } aria-current="page" { "Commits" } }
+                li { a href={ "/" (id) "/-/sharing" } { "Sharing settings" } }
+            }
+            @if ja(&commits, "commits").is_empty() {
+                p.muted { "No commits yet." }
+            } @else {
+                div.table-wrap { table {
+                    thead { tr { th scope="col" { "Tag" } th scope="col" { "Digest" } th scope="col" { "Pull" } th scope="col" { "Committed" } th scope="col" { "By" } } }
+                    tbody { @for c in ja(&commits, "commits").iter().rev() {
+                        tr {
+                            td { (js(c, "tag")) }
+                            td { (super::layout::short_digest(js(c, "digest"))) }
+                            td { (copyable(&format!("docker pull {}@{}", js(r, "name"), js(c, "digest")), "pull command")) }
+                            td { (time(jn(c, "time"))) }
+                            td { (js(c, "pusher")) }
+                        }
+                    } }
+                } }
+            }
+            @if mine.contains(&AccessType::Update) {
+                h2 { "Commit a tag" }
+                form.row method="post" action={ "/" (id) "/-/commits" } {
+                    (csrf(ctx))
+                    div.field { label for="commit-tag" { "Tag" } input type="text" id="commit-tag" name="tag" required maxlength="128"; }
+                    div.field { label for="commit-digest" { "Digest" }
+                        input type="text" id="commit-digest" name="digest" required placeholder="sha256:…" size="71"; }
+                    button type="submit" { "Add commit" }
+                }
+            }
+            @if mine.contains(&AccessType::Delete) {
+                h2 { "Trash" }
+                (confirm_form(ctx, &format!("/{id}/-/trash"), "Move this external repository to the trash", "Move to trash", "trash-external"))
+            }
+        };
+        Ok(html(StatusCode::OK, page(ctx, js(r, "name"), body)))
+    }
+
+    pub(super) async fn web_add_external(&self, ctx: &Ctx, id: &str) -> PageResult {
+        let body = json!({ "repository_name": ctx.f("repository_name") });
+        let v = self.rest(ctx, Method::POST, &["projects", id, "external-repositories"], &[], body).await?;
+        Ok(redirect(&format!("/{}", js(&v, "id"))))
+    }
+
+    pub(super) async fn web_add_commit(&self, ctx: &Ctx, id: &str) -> PageResult {
+        let body = json!({ "tag": ctx.f("tag").trim(), "digest": ctx.f("digest").trim() });
+        self.rest(ctx, Method::POST, &["repositories", id, "commits"], &[], body).await?;
+        Ok(redirect(&format!("/{id}")))
+    }
+
+    pub(super) async fn web_trash_entity(&self, ctx: &Ctx, id: &str) -> PageResult {
+        ctx.confirmed()?;
+        self.rest(ctx, Method::DELETE, &["entities", id], &[], Value::Null).await?;
+        Ok(redirect("/trash"))
+    }
+
+    // ---- sharing settings ----
+
+    pub(super) async fn web_sharing_page(&self, ctx: &Ctx, id: &str) -> PageResult {
+        let acl = self.rest(ctx, Method::GET, &["entities", id, "acl"], &[], Value::Null).await?;
+        let (what, back, is_project) = match self.rest(ctx, Method::GET, &["projects", id], &[], Value::Null).await {
+            Ok(p) => (format!("project {} ({id})", js(&p, "name")), format!("/{id}"), true),
+            Err(_) => {
+                let r = self.rest(ctx, Method::GET, &["repositories", id], &[], Value::Null).await?;
+                let back =
+                    if js(&r, "kind") == "repository" { format!("/{}", js(&r, "name")) } else { format!("/{id}") };
+                (format!("repository {}", js(&r, "name")), back, false)
+            }
+        };
+        let inherited = acl.get("inherited").and_then(Value::as_bool).unwrap_or(false);
+        let benefactor = js(&acl, "benefactor");
+        let editable = self.web_my_access(ctx, &acl).contains(&AccessType::ChangePermissions);
+        let entries = ja(&acl, "entries");
+        let body = html! {
+            p.lead { "Sharing settings of " a href=(back) { (what) } "." }
+            @if inherited {
+                p.notice { "Inherited from project " a href={ "/" (benefactor) "/-/sharing" } { (benefactor) }
+                    ": this repository has no settings of its own." }
+            } @else if !is_project {
+                p.notice { "Local settings: this repository does not follow its project's sharing settings." }
+            }
+            div.table-wrap { table {
+                caption.muted { "Who has which level" }
+                thead { tr { th scope="col" { "Who" } th scope="col" { "Level" } } }
+                tbody { @for e in entries { tr { td { (js(e, "principal")) } td { (level_of(ja(e, "access"))) } } } }
+            } }
+            @if !editable {
+                p.muted { "You may not change these settings (it takes the Administer level, CHANGE_PERMISSIONS)." }
+            } @else if inherited {
+                form method="post" action={ "/" (id) "/-/sharing/local" } {
+                    (csrf(ctx))
+                    p { button type="submit" { "Use local sharing settings for this repository" } }
+                    p.muted { "Starts from a copy of the project's settings; change them afterwards." }
+                }
+            } @else {
+                h2 { "Change sharing settings" }
+                form method="post" action={ "/" (id) "/-/sharing" } {
+                    (csrf(ctx))
+                    fieldset {
+                        legend { "Entries (choose “Remove” to drop one)" }
+                        @for (i, e) in entries.iter().enumerate() {
+                            (acl_row(i, js(e, "principal"), &level_of(ja(e, "access")), true))
+                        }
+                        (acl_row(entries.len(), "", "download", false))
+                    }
+                    p.muted { "Who: " code { "user:<name>" } ", " code { "team:<id>" } ", " code { "authenticated" }
+                        " (anyone signed in) or " code { "public" } " (anyone)." }
+                    p { button type="submit" { "Save sharing settings" } }
+                }
+                @if !is_project {
+                    h2 { "Inherit again" }
+                    (confirm_form(ctx, &format!("/{id}/-/sharing/inherit"),
+                        "Drop this repository's own settings and follow the project's", "Inherit from project", "inherit"))
+                }
+            }
+        };
+        Ok(html(StatusCode::OK, page(ctx, "Sharing settings", body)))
+    }
+
+    pub(super) async fn web_sharing_set(&self, ctx: &Ctx, id: &str) -> PageResult {
+        let (who, levels) = (ctx.fs("principal"), ctx.fs("level"));
+        if who.len() != levels.len() {
+            return Err(page_err(StatusCode::BAD_REQUEST, "each entry needs a principal and a level"));
+        }
+        let mut entries = Vec::new();
+        for (p, l) in who.iter().zip(&levels) {
+            let p = p.trim();
+            if p.is_empty() || *l == "remove" {
+                continue;
+            }
+            if !LEVELS.iter().any(|(n, _)| n == l) {
+                return Err(page_err(StatusCode::BAD_REQUEST, format!("level {l:?} is not one of the offered levels")));
+            }
+            entries.push(json!({ "principal": p, "access": [l] }));
+        }
+        self.rest(ctx, Method::PUT, &["entities", id, "acl"], &[], json!({ "entries": entries })).await?;
+        Ok(redirect(&format!("/{id}/-/sharing")))
+    }
+
+    pub(super) async fn web_sharing_local(&self, ctx: &Ctx, id: &str) -> PageResult {
+        let acl = self.rest(ctx, Method::GET, &["entities", id, "acl"], &[], Value::Null).await?;
+        let entries = acl.get("entries").cloned().unwrap_or(json!([]));
+        self.rest(ctx, Method::PUT, &["entities", id, "acl"], &[], json!({ "entries": entries })).await?;
+        Ok(redirect(&format!("/{id}/-/sharing")))
+    }
+
+    pub(super) async fn web_sharing_inherit(&self, ctx: &Ctx, id: &str) -> PageResult {
+        ctx.confirmed()?;
+        self.rest(ctx, Method::DELETE, &["entities", id, "acl"], &[], Value::Null).await?;
+        Ok(redirect(&format!("/{id}/-/sharing")))
+    }
+
+    // ---- trash ----
+
+    pub(super) async fn web_trash_page(&self, ctx: &Ctx) -> PageResult {
+        need_user(ctx)?;
+        let v = self.rest(ctx, Method::GET, &["trash"], &[], Value::Null).await?;
+        let items = ja(&v, "items");
+        let body = html! {
+            p.lead { "What you moved to the trash (administrators see everyone's). Nothing in the trash can be pulled or pushed." }
+            @if items.is_empty() {
+                p { "The trash is empty." }
+            } @else {
+                div.table-wrap { table {
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Deleted" }
+                        th scope="col" { "By" } th scope="col" { "Restore" } th scope="col" { "Purge for good" } } }
+                    tbody { @for t in items {
+                        @let id = js(t, "id");
+                        tr {
+                            td { (js(t, "name")) " " code { (id) } }
+                            td { (js(t, "kind").replace('_', " ")) }
+                            td { (time(jn(t, "deleted_at"))) }
+                            td { (js(t, "deleted_by")) }
+                            td { form method="post" action={ "/trash/" (id) "/restore" } {
+                                (csrf(ctx)) button.secondary type="submit" aria-label={ "Restore " (js(t, "name")) } { "Restore" } } }
+                            td { (confirm_form(ctx, &format!("/trash/{id}/purge"), "I understand this cannot be undone",
+                                "Purge", &format!("purge-{id}"))) }
+                        }
+                    } }
+                } }
+            }
+        };
+        Ok(html(StatusCode::OK, page(ctx, "Trash", body)))
+    }
+
+    pub(super) async fn web_trash_action(&self, ctx: &Ctx, id: &str, action: &str) -> PageResult {
+        match action {
+            "restore" => {
+                let v = self.rest(ctx, Method::POST, &["trash", id, "restore"], &[], Value::Null).await?;
+                let to = if js(&v, "kind") == "repository" { js(&v, "name") } else { js(&v, "id") };
+                Ok(redirect(&format!("/{to}")))
+            }
+            "purge" => {
+                ctx.confirmed()?;
+                self.rest(ctx, Method::DELETE, &["trash", id], &[], Value::Null).await?;
+                Ok(redirect("/trash"))
+            }
+            _ => Err(page_err(StatusCode::NOT_FOUND, format!("there is no page at {}", ctx.path))),
+        }
+    }
+
+    // ---- access tokens ----
+
+    pub(super) async fn web_tokens_page(&self, ctx: &Ctx, created: Option<&Value>) -> PageResult {
+        need_user(ctx)?;
+        let v = self.rest(ctx, Method::GET, &["tokens"], &[], Value::Null).await?;
+        let now = stowage_engine::index::catalog::now_secs();
+        let host = self.registry_host();
+        let user = ctx.user().unwrap_or("");
+        let body = html! {
+            @if let Some(t) = created {
+                section.secret aria-labelledby="new-token" {
+                    h2 #new-token { "Your new access token “" (js(t, "name")) "”" }
+                    p { strong { "Copy it now: it is shown only once." } }
+                    p { (copyable(js(t, "token"), "access token")) }
+                    p { "Log in with it:" }
+                    p { (copyable(&format!("echo {} | docker login {host} -u {user} --password-stdin", js(t, "token")), "docker login command")) }
+                }
+            }
+            h2 { "Create an access token" }
+            form method="post" action="/tokens" {
+                (csrf(ctx))
+                fieldset {
+                    legend { "New token" }
+                    div.field { label for="token-name" { "Name" } input type="text" id="token-name" name="name" required maxlength="128" placeholder="ci-pipeline"; }
+                    fieldset {
+                        legend { "Scopes" }
+                        @for (s, what) in [("view", "view: read projects and repositories"), ("download", "download: docker pull"), ("modify", "modify: docker push, changes")] {
+                            div { input type="checkbox" name="scope" value=(s) id={ "scope-" (s) } checked[s != "modify"];
+                                " " label for={ "scope-" (s) } { (what) } }
+                        }
+                    }
+                    div.field { label for="token-days" { "Expires in (days, 1 to 366)" }
+                        input type="number" id="token-days" name="expires_in_days" min="1" max="366" value="90" required; }
+                    p { button type="submit" { "Create token" } }
+                }
+            }
+            h2 { "Your access tokens" }
+            @if ja(&v, "tokens").is_empty() {
+                p.muted { "None yet." }
+            } @else {
+                div.table-wrap { table {
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Scopes" } th scope="col" { "Created" }
+                        th scope="col" { "Expires" } th scope="col" { "State" } th scope="col" { "Revoke" } } }
+                    tbody { @for t in ja(&v, "tokens") {
+                        @let live = !t.get("revoked").and_then(Value::as_bool).unwrap_or(false) && jn(t, "expires") > now;
+                        tr {
+                            td { (js(t, "name")) }
+                            td { (ja(t, "scopes").iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")) }
+                            td { (time(jn(t, "created"))) }
+                            td { (time(jn(t, "expires"))) }
+                            td { @if live { "active" } @else if t.get("revoked").and_then(Value::as_bool).unwrap_or(false) { "revoked" } @else { "expired" } }
+                            td { @if live { (confirm_form(ctx, &format!("/tokens/{}/revoke", js(t, "id")),
+                                &format!("Revoke {}", js(t, "name")), "Revoke", &format!("revoke-{}", js(t, "id")))) } }
+                        }
+                    } }
+                } }
+            }
+        };
+        Ok(html(if created.is_some() { StatusCode::CREATED } else { StatusCode::OK }, page(ctx, "Access tokens", body)))
+    }
+
+    pub(super) async fn web_create_token(&self, ctx: &Ctx) -> PageResult {
+        need_user(ctx)?;
+        let days: u32 = ctx
+            .f("expires_in_days")
+            .trim()
+            .parse()
+            .map_err(|_| page_err(StatusCode::BAD_REQUEST, "expiry must be a number of days from 1 to 366"))?;
+        let body = json!({ "name": ctx.f("name").trim(), "scopes": ctx.fs("scope"), "expires_in_days": days });
+        let t = self.rest(ctx, Method::POST, &["tokens"], &[], body).await?;
+        self.web_tokens_page(ctx, Some(&t)).await
+    }
+
+    pub(super) async fn web_revoke_token(&self, ctx: &Ctx, id: &str) -> PageResult {
+        ctx.confirmed()?;
+        self.rest(ctx, Method::DELETE, &["tokens", id], &[], Value::Null).await?;
+        Ok(redirect("/tokens"))
+    }
+
+    // ---- teams ----
+
+    pub(super) async fn web_teams_page(&self, ctx: &Ctx) -> PageResult {
+        need_user(ctx)?;
+        let me = ctx.user().unwrap_or("").to_string();
+        let admin = ctx.who.caller.is_admin();
+        // The REST API has no "my teams" listing; the ids come from the store, every team shown
+        // is read through the REST operation.
+        let ids: Vec<u64> = self
+            .blocking(move |app| app.auth.store.teams())
+            .await??
+            .into_iter()
+            .filter(|t| admin || t.members.contains(&me) || t.managers.contains(&me))
+            .map(|t| t.id)
+            .take(500)
+            .collect();
+        let mut teams = Vec::new();
+        for id in ids {
+            teams.push(self.rest(ctx, Method::GET, &["teams", &id.to_string()], &[], Value::Null).await?);
+        }
+        let me = ctx.user().unwrap_or("");
+        let body = html! {
+            p.lead { "Teams you belong to or manage" @if admin { " (administrators see all)" } ". Share a project with "
+                code { "team:<id>" } " in its sharing settings." }
+            @for t in &teams {
+                @let id = jn(t, "id");
+                @let manages = admin || ja(t, "managers").iter().any(|m| m.as_str() == Some(me));
+                section aria-labelledby={ "team-" (id) } {
+                    h2 id={ "team-" (id) } { (js(t, "name")) " " span.badge { "team:" (id) } }
+                    p { "Managers: " (ja(t, "managers").iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")) }
+                    div.table-wrap { table {
+                        thead { tr { th scope="col" { "Member" } @if manages { th scope="col" { "Remove" } } } }
+                        tbody { @for m in ja(t, "members").iter().filter_map(Value::as_str) {
+                            tr { td { (m) } @if manages { td { form method="post" action={ "/teams/" (id) "/members/" (encode(m)) "/remove" } {
+                                (csrf(ctx)) button.secondary type="submit" aria-label={ "Remove " (m) " from " (js(t, "name")) } { "Remove" } } } } }
+                        } }
+                    } }
+                    @if manages {
+                        form.row method="post" action={ "/teams/" (id) "/members" } {
+                            (csrf(ctx))
+                            div.field { label for={ "add-" (id) } { "Add a member (user name)" }
+                                input type="text" id={ "add-" (id) } name="username" required maxlength="64"; }
+                            button type="submit" { "Add member" }
+                        }
+                    }
+                }
+            }
+            @if teams.is_empty() { p.muted { "You are in no team yet." } }
+            h2 { "Create a team" }
+            form.row method="post" action="/teams" {
+                (csrf(ctx))
+                div.field { label for="team-name" { "Team name" } input type="text" id="team-name" name="name" required maxlength="128"; }
+                button type="submit" { "Create team" }
+            }
+        };
+        Ok(html(StatusCode::OK, page(ctx, "Teams", body)))
+    }
+
+    pub(super) async fn web_create_team(&self, ctx: &Ctx) -> PageResult {
+        need_user(ctx)?;
+        self.rest(ctx, Method::POST, &["teams"], &[], json!({ "name": ctx.f("name") })).await?;
+        Ok(redirect("/teams"))
+    }
+
+    pub(super) async fn web_team_member(&self, ctx: &Ctx, id: &str, remove: Option<&str>) -> PageResult {
+        need_user(ctx)?;
+        match remove {
+            Some(u) => self.rest(ctx, Method::DELETE, &["teams", id, "members", u], &[], Value::Null).await?,
+            None => {
+                let u = ctx.f("username").trim();
+                if u.is_empty() {
+                    return Err(page_err(StatusCode::BAD_REQUEST, "give the user name of the new member"));
+                }
+                self.rest(ctx, Method::PUT, &["teams", id, "members", u], &[], Value::Null).await?
+            }
+        };
+        Ok(redirect("/teams"))
+    }
+
+    // ---- administrators: users and the audit log ----
+
+    pub(super) async fn web_users_page(&self, ctx: &Ctx) -> PageResult {
+        need_user(ctx)?;
+        let v = self.rest(ctx, Method::GET, &["users"], &[], Value::Null).await?;
+        let flag = |u: &Value, k: &str| u.get(k).and_then(Value::as_bool).unwrap_or(false);
+        let body = html! {
+            div.table-wrap { table {
+                thead { tr { th scope="col" { "User" } th scope="col" { "Administrator" } th scope="col" { "Certified (may push)" }
+                    th scope="col" { "State" } th scope="col" { "Created" } } }
+                tbody { @for u in ja(&v, "users") {
+                    @let name = js(u, "username");
+                    tr {
+                        td { (name) }
+                        td { @if flag(u, "admin") { "yes" } @else { "no" } }
+                        td { form method="post" action={ "/admin/users/" (encode(name)) "/certified" } {
+                            (csrf(ctx))
+                            @if flag(u, "certified") { "yes " input type="hidden" name="value" value="false";
+                                button.secondary type="submit" aria-label={ "Uncertify " (name) } { "Uncertify" } }
+                            @else { "no " input type="hidden" name="value" value="true";
+                                button type="submit" aria-label={ "Certify " (name) } { "Certify" } }
+                        } }
+                        td { form method="post" action={ "/admin/users/" (encode(name)) "/disabled" } {
+                            (csrf(ctx))
+                            @if flag(u, "disabled") { "disabled " input type="hidden" name="value" value="false";
+                                button.secondary type="submit" aria-label={ "Enable " (name) } { "Enable" } }
+                            @else { "active " input type="hidden" name="value" value="true";
+                                button.danger type="submit" aria-label={ "Disable " (name) } { "Disable" } }
+                        } }
+                        td { (time(jn(u, "created"))) }
+                    }
+                } }
+            } }
+            h2 { "Create a user" }
+            form method="post" action="/admin/users" {
+                (csrf(ctx))
+                fieldset {
+                    legend { "New user" }
+                    div.field { label for="new-username" { "User name" }
+                        input type="text" id="new-username" name="username" required maxlength="64" pattern="[a-z0-9][a-z0-9._\\-]*"; }
+                    div.field { label for="new-password" { "Password (8 or more characters)" }
+                        input type="password" id="new-password" name="password" required minlength="8" autocomplete="new-password"; }
+                    div { input type="checkbox" id="new-certified" name="certified" value="yes"; " " label for="new-certified" { "Certified (may push)" } }
+                    div { input type="checkbox" id="new-admin" name="admin" value="yes"; " " label for="new-admin" { "Administrator" } }
+                    p { button type="submit" { "Create user" } }
+                }
+            }
+        };
+        Ok(html(StatusCode::OK, page(ctx, "Users", body)))
+    }
+
+    pub(super) async fn web_create_user(&self, ctx: &Ctx) -> PageResult {
+        need_user(ctx)?;
+        let body = json!({
+            "username": ctx.f("username").trim(), "password": ctx.f("password"),
+            "certified": ctx.f("certified") == "yes", "admin": ctx.f("admin") == "yes",
+        });
+        self.rest(ctx, Method::POST, &["users"], &[], body).await?;
+        Ok(redirect("/admin/users"))
+    }
+
+    pub(super) async fn web_user_flag(&self, ctx: &Ctx, user: &str, what: &str) -> PageResult {
+        need_user(ctx)?;
+        let value = match ctx.f("value") {
+            "true" => true,
+            "false" => false,
+            other => return Err(page_err(StatusCode::BAD_REQUEST, format!("value {other:?} must be true or false"))),
+        };
+        let body = match what {
+            "certified" => json!({ "certified": value }),
+            "disabled" => json!({ "disabled": value }),
+            _ => return Err(page_err(StatusCode::NOT_FOUND, format!("there is no page at {}", ctx.path))),
+        };
+        self.rest(ctx, Method::PUT, &["users", user, what], &[], body).await?;
+        Ok(redirect("/admin/users"))
+    }
+
+    pub(super) async fn web_audit_page(&self, ctx: &Ctx) -> PageResult {
+        need_user(ctx)?;
+        let mut q: Vec<(&str, &str)> = vec![("limit", "100")];
+        for k in ["actor", "target", "before"] {
+            if let Some(v) = ctx.q(k).filter(|v| !v.is_empty()) {
+                q.push((k, v));
+            }
+        }
+        let v = self.rest(ctx, Method::GET, &["audit"], &q, Value::Null).await?;
+        let (actor, target) = (ctx.q("actor").unwrap_or(""), ctx.q("target").unwrap_or(""));
+        let body = html! {
+            form.row method="get" action="/audit" {
+                div.field { label for="actor" { "Actor" } input type="text" id="actor" name="actor" value=(actor); }
+                div.field { label for="target" { "Target" } input type="text" id="target" name="target" value=(target); }
+                button type="submit" { "Filter" }
+            }
+            div.table-wrap { table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "Actor" } th scope="col" { "Address" } th scope="col" { "Action" }
+                    th scope="col" { "Target" } th scope="col" { "Outcome" } th scope="col" { "Detail" } } }
+                tbody { @for e in ja(&v, "events") { tr {
+                    td { (time(jn(e, "time"))) } td { (js(e, "actor")) } td { (js(e, "address")) } td { code { (js(e, "action")) } }
+                    td { (js(e, "target")) } td { (js(e, "outcome")) } td { (js(e, "detail")) }
+                } } }
+            } }
+            @if let Some(n) = v.get("next_before").and_then(Value::as_u64) {
+                p.pager { a href={ "/audit?before=" (n) "&actor=" (encode(actor)) "&target=" (encode(target)) } { "Older events" } }
+            }
+        };
+        Ok(html(StatusCode::OK, page(ctx, "Audit log", body)))
+    }
+}
+
+/// One row of the sharing form: who and which level (or remove).
+fn acl_row(i: usize, principal: &str, level: &str, existing: bool) -> Markup {
+    html! {
+        div.row.inline {
+            div.field {
+                label for={ "principal-" (i) } { @if existing { "Who" } @else { "Add someone" } }
+                input type="text" id={ "principal-" (i) } name="principal" value=(principal) placeholder="user:bob";
+            }
+            div.field {
+                label for={ "level-" (i) } { "Level" }
+                select id={ "level-" (i) } name="level" {
+                    @for (n, label) in LEVELS { option value=(n) selected[n == level] { (label) } }
+                    @if existing { option value="remove" { "Remove" } }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_next() {
+        assert_eq!(level_of(&[json!("READ"), json!("DOWNLOAD")]), "download");
+        assert_eq!(level_of(&[json!("READ"), json!("DELETE")]), "READ, DELETE");
+        assert_eq!(safe_next("/syn3/app"), "/syn3/app");
+        for bad in ["//evil.example", "https://evil.example", "/\\evil", ""] {
+            assert_eq!(safe_next(bad), "/projects");
+        }
+    }
+}
