@@ -155,7 +155,7 @@ impl App {
             @if rows.is_empty() {
                 p { "No projects you may see yet." }
             } @else {
-                div.table-wrap { table {
+                div.table-wrap tabindex="0" role="region" aria-label="Projects" { table {
                     caption.muted { "Projects you may read, with the storage their repositories use" }
                     thead { tr { th scope="col" { "Project" } th scope="col" { "Id" } th scope="col" { "Created by" }
                         th.num scope="col" { "Repositories" } th.num scope="col" { "Storage" } } }
@@ -240,7 +240,7 @@ impl App {
                 p { "No repositories yet. Push one:" }
                 p { (copyable(&format!("docker push {host}/{id}/<repository>:<tag>"), "push command")) }
             } @else {
-                div.table-wrap { table {
+                div.table-wrap tabindex="0" role="region" aria-label="Repositories" { table {
                     thead { tr { th scope="col" { "Repository" } th.num scope="col" { "Tags" } th scope="col" { "Last push" }
                         th.num scope="col" { "Size" } } }
                     tbody {
@@ -312,7 +312,7 @@ impl App {
             @if ja(&commits, "commits").is_empty() {
                 p.muted { "No commits yet." }
             } @else {
-                div.table-wrap { table {
+                div.table-wrap tabindex="0" role="region" aria-label="Commits" { table {
                     thead { tr { th scope="col" { "Tag" } th scope="col" { "Digest" } th scope="col" { "Pull" } th scope="col" { "Committed" } th scope="col" { "By" } } }
                     tbody { @for c in ja(&commits, "commits").iter().rev() {
                         tr {
@@ -386,7 +386,7 @@ impl App {
             } @else if !is_project {
                 p.notice { "Local settings: this repository does not follow its project's sharing settings." }
             }
-            div.table-wrap { table {
+            div.table-wrap tabindex="0" role="region" aria-label="Sharing settings" { table {
                 caption.muted { "Who has which level" }
                 thead { tr { th scope="col" { "Who" } th scope="col" { "Level" } } }
                 tbody { @for e in entries { tr { td { (js(e, "principal")) } td { (level_of(ja(e, "access"))) } } } }
@@ -468,7 +468,7 @@ impl App {
             @if items.is_empty() {
                 p { "The trash is empty." }
             } @else {
-                div.table-wrap { table {
+                div.table-wrap tabindex="0" role="region" aria-label="Trash" { table {
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Deleted" }
                         th scope="col" { "By" } th scope="col" { "Restore" } th scope="col" { "Purge for good" } } }
                     tbody { @for t in items {
@@ -546,7 +546,7 @@ impl App {
             @if ja(&v, "tokens").is_empty() {
                 p.muted { "None yet." }
             } @else {
-                div.table-wrap { table {
+                div.table-wrap tabindex="0" role="region" aria-label="Access tokens" { table {
                     thead { tr { th scope="col" { "Name" } th scope="col" { "Scopes" } th scope="col" { "Created" }
                         th scope="col" { "Expires" } th scope="col" { "State" } th scope="col" { "Revoke" } } }
                     tbody { @for t in ja(&v, "tokens") {
@@ -615,7 +615,7 @@ impl App {
                 section aria-labelledby={ "team-" (id) } {
                     h2 id={ "team-" (id) } { (js(t, "name")) " " span.badge { "team:" (id) } }
                     p { "Managers: " (ja(t, "managers").iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")) }
-                    div.table-wrap { table {
+                    div.table-wrap tabindex="0" role="region" aria-label="Team members" { table {
                         thead { tr { th scope="col" { "Member" } @if manages { th scope="col" { "Remove" } } } }
                         tbody { @for m in ja(t, "members").iter().filter_map(Value::as_str) {
                             tr { td { (m) } @if manages { td { form method="post" action={ "/teams/" (id) "/members/" (encode(m)) "/remove" } {
@@ -671,7 +671,7 @@ impl App {
         let v = self.rest(ctx, Method::GET, &["users"], &[], Value::Null).await?;
         let flag = |u: &Value, k: &str| u.get(k).and_then(Value::as_bool).unwrap_or(false);
         let body = html! {
-            div.table-wrap { table {
+            div.table-wrap tabindex="0" role="region" aria-label="Users" { table {
                 thead { tr { th scope="col" { "User" } th scope="col" { "Administrator" } th scope="col" { "Certified (may push)" }
                     th scope="col" { "State" } th scope="col" { "Created" } } }
                 tbody { @for u in ja(&v, "users") {
@@ -757,7 +757,7 @@ impl App {
                 div.field { label for="target" { "Target" } input type="text" id="target" name="target" value=(target); }
                 button type="submit" { "Filter" }
             }
-            div.table-wrap { table {
+            div.table-wrap tabindex="0" role="region" aria-label="Audit events" { table {
                 thead { tr { th scope="col" { "When" } th scope="col" { "Actor" } th scope="col" { "Address" } th scope="col" { "Action" }
                     th scope="col" { "Target" } th scope="col" { "Outcome" } th scope="col" { "Detail" } } }
                 tbody { @for e in ja(&v, "events") { tr {
@@ -776,7 +776,7 @@ impl App {
 /// One row of the sharing form: who and which level (or remove).
 fn acl_row(i: usize, principal: &str, level: &str, existing: bool) -> Markup {
     html! {
-        div.row.inline {
+        div.acl-row {
             div.field {
                 label for={ "principal-" (i) } { @if existing { "Who" } @else { "Add someone" } }
                 input type="text" id={ "principal-" (i) } name="principal" value=(principal) placeholder="user:bob";

@@ -134,7 +134,7 @@ impl App {
             @if tags.rows.is_empty() {
                 p { "No tags on this page." }
             } @else {
-                div.table-wrap { table {
+                div.table-wrap tabindex="0" role="region" aria-label="Tags" { table {
                     caption.muted { "Each tag with its current digest; sort by a column heading" }
                     thead { tr {
                         (sort_th("Tag", TagSort::Tag))
@@ -157,7 +157,7 @@ impl App {
                             }
                             td { (time(t.pushed)) }
                             td { (t.pusher) }
-                            td {
+                            td.pull-cmds {
                                 div { (copyable(&format!("docker pull {host}/{name}:{}", t.tag), &format!("pull command for {}", t.tag))) }
                                 div { (copyable(&format!("docker pull {host}/{name}@{}", t.digest), &format!("pull command by digest for {}", t.tag))) }
                             }
@@ -216,7 +216,7 @@ impl App {
             @if commits.is_empty() {
                 p { "This tag has no history here." }
             } @else {
-                div.table-wrap { table {
+                div.table-wrap tabindex="0" role="region" aria-label="Tag history" { table {
                     thead { tr { th scope="col" { "Pushed" } th scope="col" { "Digest" } th scope="col" { "By" } th scope="col" { "Pull this digest" } } }
                     tbody { @for c in commits.iter().rev() { tr {
                         td { (time(jn(c, "time"))) }

@@ -19,6 +19,7 @@ mod listing;
 mod manifests;
 mod portal;
 mod real_access;
+mod real_browser;
 mod real_docker;
 mod real_podman;
 mod real_skopeo;

@@ -139,8 +139,35 @@ async fn create_user(s: &TestServer, name: &str, pw: &str) {
 #[tokio::test]
 async fn every_page_is_well_formed_and_labelled() {
     let s = TestServer::start();
-    let (digest, _) = push_image(&s, "syn1/app", "v1", b"layer one").await;
+    let (digest, m1) = push_image(&s, "syn1/app", "v1", b"layer one").await;
     push_image(&s, "syn1/app", "v2", b"layer two").await;
+    // A multi-platform index over v1, and a signature-like referrer of v1.
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{ "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": m1.len(),
+            "platform": { "os": "linux", "architecture": "arm64", "variant": "v8" } }],
+    }))
+    .unwrap();
+    let r = client()
+        .put(s.v2("syn1/app/manifests/multi"))
+        .header("content-type", "application/vnd.oci.image.index.v1+json")
+        .body(index)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let cfg = crate::common::push_blob(&s, "syn1/app", b"{}").await;
+    let mut sig: serde_json::Value =
+        serde_json::from_slice(&crate::common::image_manifest((&cfg, 2), &[], Some((&digest, m1.len())))).unwrap();
+    sig["artifactType"] = json!("application/vnd.example.signature");
+    let r = client()
+        .put(s.v2("syn1/app/manifests/sig"))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(serde_json::to_vec(&sig).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
     api(reqwest::Method::POST, &s, "teams", json!({ "name": "builders" })).await;
     let ext = api(
         reqwest::Method::POST,
@@ -200,17 +227,31 @@ async fn every_page_is_well_formed_and_labelled() {
     assert_eq!(p.status, 303);
     // The repository page shows each tag's current digest, full on hover and for copying.
     let p = b.get("/syn1/app").await;
-    assert_eq!(p.texts("tbody tr td:first-child a"), ["v1", "v2"]);
+    assert_eq!(p.texts("tbody tr td:first-child a"), ["multi", "sig", "v1", "v2"]);
+    // The index's row names its platforms; v1's row shows the referrer.
+    let rows = p.texts("tbody tr");
+    assert!(rows[0].contains("OCI index") && rows[0].contains("linux/arm64/v8"), "{}", rows[0]);
+    assert!(rows[2].contains("1 referrer") && rows[2].contains("application/vnd.example.signature"), "{}", rows[2]);
+    assert!(rows[3].contains("none"), "{}", rows[3]);
+    let p = b.get("/syn1/app?after=sig").await;
     assert_eq!(p.attr("code[data-digest]", "data-digest").unwrap(), digest);
     assert_eq!(p.attr("code[data-digest]", "title").unwrap(), digest);
     assert!(p.html.contains(&format!("docker pull {}/syn1/app@{digest}", s.host)), "pull by digest");
     assert!(p.html.contains(&format!("docker pull {}/syn1/app:v1", s.host)), "pull by tag");
-    let p = b.get("/syn1/app?limit=1").await;
+    let p = b.get("/syn1/app?limit=1&after=sig").await;
     assert_eq!(p.texts("tbody tr td:first-child a"), ["v1"]);
     assert_eq!(p.attr("a[rel=next]", "href").unwrap(), "/syn1/app?sort=tag&order=asc&after=v1&limit=1");
     let p = b.get("/syn1/app?sort=tag&order=asc&after=v1&limit=1").await;
     assert_eq!(p.texts("tbody tr td:first-child a"), ["v2"]);
     assert_eq!(p.attr("a[rel=next]", "href"), None);
+    // Newest push first, by offset.
+    let p = b.get("/syn1/app?sort=pushed&order=desc&limit=3").await;
+    assert_eq!(p.texts("tbody tr td:first-child a").len(), 3);
+    assert_eq!(p.attr("a[rel=next]", "href").unwrap(), "/syn1/app?sort=pushed&order=desc&offset=3&limit=3");
+    assert_eq!(
+        b.get("/syn1/app?sort=pushed&order=desc&offset=3&limit=3").await.texts("tbody tr td:first-child a").len(),
+        1
+    );
     // The trash lists the trashed project; the stylesheet and script are served.
     assert!(b.get("/trash").await.html.contains(&trashed));
     let css = reqwest::get(format!("{}/-/style.css", s.url)).await.unwrap();
@@ -240,6 +281,18 @@ async fn sign_in_makes_a_session_that_ends_at_sign_out_and_password_change() {
     assert_eq!(r.status(), 401);
     assert!(r.headers().get_all(SET_COOKIE).iter().all(|c| !c.to_str().unwrap().starts_with("stowage_session=")));
     assert!(r.text().await.unwrap().contains("incorrect user name or password"));
+    // Failed sign-ins are slowed like every failed login (100 ms per recent failure).
+    let started = std::time::Instant::now();
+    let r = b
+        .http
+        .post(format!("{}/login", s.url))
+        .header(COOKIE, login_cookie.split(';').next().unwrap())
+        .form(&[("csrf", csrf.as_str()), ("username", "alice"), ("password", "wrong-password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200), "second failure waits 200 ms");
     // A sign-in form without its CSRF cookie is refused.
     let (st, _, _) =
         b.post("/login", &[("csrf", csrf.as_str()), ("username", "alice"), ("password", "alice-password-1")]).await;
@@ -414,4 +467,124 @@ fn the_page_check_catches_broken_html_and_missing_labels() {
     for html in broken {
         assert!(std::panic::catch_unwind(|| check_page("broken", &html)).is_err(), "not caught: {html}");
     }
+}
+
+#[tokio::test]
+async fn forms_change_users_teams_tokens_and_sharing_through_the_rest_rules() {
+    let s = TestServer::start();
+    let mut admin = Browser::new(&s);
+    admin.sign_in("admin", ADMIN_PASSWORD).await;
+    let csrf = admin.get("/admin/users").await.csrf();
+    let c = csrf.as_str();
+    // Users: create, certify, disable.
+    let (st, to, _) = admin
+        .post(
+            "/admin/users",
+            &[("csrf", c), ("username", "carol"), ("password", "carol-password-1"), ("certified", "yes")],
+        )
+        .await;
+    assert_eq!((st, to.as_str()), (303, "/admin/users"));
+    let v = api(reqwest::Method::GET, &s, "users/carol", json!(null)).await;
+    assert_eq!((v["certified"].clone(), v["admin"].clone()), (json!(true), json!(false)));
+    assert_eq!(admin.post("/admin/users/carol/certified", &[("csrf", c), ("value", "false")]).await.0, 303);
+    assert_eq!(api(reqwest::Method::GET, &s, "users/carol", json!(null)).await["certified"], json!(false));
+    let (st, _, body) = admin.post("/admin/users/carol/certified", &[("csrf", c), ("value", "maybe")]).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("must be true or false"));
+    let mut carol = Browser::new(&s);
+    carol.sign_in("carol", "carol-password-1").await;
+    assert_eq!(admin.post("/admin/users/carol/disabled", &[("csrf", c), ("value", "true")]).await.0, 303);
+    assert_eq!(carol.get("/tokens").await.status, 401, "disabling ends the session");
+    assert_eq!(admin.post("/admin/users/carol/disabled", &[("csrf", c), ("value", "false")]).await.0, 303);
+    carol.sign_in("carol", "carol-password-1").await;
+    // Not an administrator: the users page and its forms are refused by the REST rules.
+    let p = carol.get("/admin/users").await;
+    assert_eq!(p.status, 403);
+    assert!(p.html.contains("only administrators"), "{}", p.html);
+    let cc = carol.get("/projects").await.csrf();
+    let (st, _, _) = carol.post("/admin/users/carol/certified", &[("csrf", cc.as_str()), ("value", "true")]).await;
+    assert_eq!(st, 403);
+    assert_eq!(carol.get("/audit").await.status, 403);
+
+    // Teams: carol creates one, adds and removes admin.
+    let (st, _, _) = carol.post("/teams", &[("csrf", cc.as_str()), ("name", "ops")]).await;
+    assert_eq!(st, 303);
+    let p = carol.get("/teams").await;
+    let id = p.texts("h2 .badge")[0].trim_start_matches("team:").to_string();
+    let (st, _, _) = carol.post(&format!("/teams/{id}/members"), &[("csrf", cc.as_str()), ("username", "admin")]).await;
+    assert_eq!(st, 303);
+    let t = api(reqwest::Method::GET, &s, &format!("teams/{id}"), json!(null)).await;
+    assert_eq!(t["members"], json!(["admin", "carol"]));
+    let (st, _, _) =
+        carol.post(&format!("/teams/{id}/members"), &[("csrf", cc.as_str()), ("username", "nobody")]).await;
+    assert_eq!(st, 404);
+    let (st, _, _) = carol.post(&format!("/teams/{id}/members/admin/remove"), &[("csrf", cc.as_str())]).await;
+    assert_eq!(st, 303);
+    let t = api(reqwest::Method::GET, &s, &format!("teams/{id}"), json!(null)).await;
+    assert_eq!(t["members"], json!(["carol"]));
+
+    // Tokens: the secret once, then only listed; revoke needs the confirmation.
+    let p = carol.get("/tokens").await;
+    assert!(p.texts("section.secret").is_empty());
+    let r = carol
+        .post(
+            "/tokens",
+            &[
+                ("csrf", cc.as_str()),
+                ("name", "ci"),
+                ("scope", "view"),
+                ("scope", "download"),
+                ("expires_in_days", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(r.0, 201);
+    let page = Page { status: 201, html: r.2 };
+    let token = page.texts("section.secret code")[0].clone();
+    assert!(token.starts_with("stw_"));
+    assert!(page.html.contains(&format!("echo {token} | docker login {} -u carol --password-stdin", s.host)));
+    let p = carol.get("/tokens").await;
+    assert!(!p.html.contains(&token), "shown once");
+    let action = p.attr("form.confirm", "action").unwrap();
+    assert_eq!(carol.post(&action, &[("csrf", cc.as_str())]).await.0, 400);
+    assert_eq!(carol.post(&action, &[("csrf", cc.as_str()), ("confirm", "yes")]).await.0, 303);
+    assert!(carol.get("/tokens").await.html.contains("revoked"));
+    let (st, _, body) = carol.post("/tokens", &[("csrf", cc.as_str()), ("name", "x"), ("expires_in_days", "7")]).await;
+    assert_eq!(st, 400);
+    assert!(body.contains("at least one scope"), "{body}");
+
+    // Sharing: a repository switches to local settings and back.
+    push_image(&s, "syn1/app", "v1", b"local").await;
+    let repo = api(reqwest::Method::GET, &s, "repositories?name=syn1/app", json!(null)).await;
+    let rid = repo["id"].as_str().unwrap();
+    let p = admin.get(&format!("/{rid}/-/sharing")).await;
+    assert!(p.html.contains("Inherited from project"));
+    assert_eq!(admin.post(&format!("/{rid}/-/sharing/local"), &[("csrf", c)]).await.0, 303);
+    assert_eq!(
+        api(reqwest::Method::GET, &s, &format!("entities/{rid}/acl"), json!(null)).await["inherited"],
+        json!(false)
+    );
+    let (st, _, _) = admin
+        .post(
+            &format!("/{rid}/-/sharing"),
+            &[
+                ("csrf", c),
+                ("principal", "user:admin"),
+                ("level", "admin"),
+                ("principal", "user:carol"),
+                ("level", "view"),
+            ],
+        )
+        .await;
+    assert_eq!(st, 303);
+    let acl = api(reqwest::Method::GET, &s, &format!("entities/{rid}/acl"), json!(null)).await;
+    assert_eq!(acl["entries"][1], json!({ "principal": "user:carol", "access": ["READ"] }));
+    assert!(carol.get("/syn1/app").await.status == 200, "carol sees the repository now");
+    assert_eq!(carol.get("/syn1").await.status, 404, "but not its project");
+    assert_eq!(admin.post(&format!("/{rid}/-/sharing/inherit"), &[("csrf", c), ("confirm", "yes")]).await.0, 303);
+    assert_eq!(
+        api(reqwest::Method::GET, &s, &format!("entities/{rid}/acl"), json!(null)).await["inherited"],
+        json!(true)
+    );
+    assert_eq!(carol.get("/syn1/app").await.status, 404);
 }
