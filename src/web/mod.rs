@@ -12,6 +12,7 @@
 
 mod layout;
 mod pages;
+mod project;
 mod repo;
 pub mod session;
 pub mod tags;
