@@ -7,7 +7,7 @@
 //! Also measured: the same page sorted by push time, newest first, which reads every tag record
 //! (not the manifests) and sorts them.
 //!
-//! The tags are written straight into the index in one batch (the bench's only use of the
+//! The tags are written straight into the index, 64 per batch (the bench's only use of the
 //! index layout: tag key = repository id big-endian + tag name), since 10,000 pushes would take
 //! minutes; every tag points at one manifest with a config and a layer.
 
@@ -59,16 +59,20 @@ fn fixture() -> Fixture {
         created: 0,
     };
     cat.put_manifest(repo.id, &manifest, &rec, None).expect("manifest");
-    cat.write(|b| {
-        for i in 0..TAGS {
-            let mut key = repo.id.to_be_bytes().to_vec();
-            key.extend_from_slice(format!("v{i:05}").as_bytes());
-            let tag = TagRecord { digest: manifest.clone(), time: 1_700_000_000 + i as i64, pusher: "alice".into() };
-            b.put(Tree::Tags, key, encode(&tag));
-        }
-        Ok(())
-    })
-    .expect("tags");
+    // 64 tags per batch, the size a registry writes (sled degrades when filled with huge batches).
+    for chunk in (0..TAGS).collect::<Vec<_>>().chunks(64) {
+        cat.write(|b| {
+            for i in chunk {
+                let mut key = repo.id.to_be_bytes().to_vec();
+                key.extend_from_slice(format!("v{i:05}").as_bytes());
+                let tag =
+                    TagRecord { digest: manifest.clone(), time: 1_700_000_000 + *i as i64, pusher: "alice".into() };
+                b.put(Tree::Tags, key, encode(&tag));
+            }
+            Ok(())
+        })
+        .expect("tags");
+    }
     let caller = store.caller_for(&user, None).expect("caller");
     let auth = Auth::new(keys, store, "stowage".into(), "http://127.0.0.1:5000/v2/token".into());
     let app = App::new(settings, engine, auth);
