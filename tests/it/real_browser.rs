@@ -179,13 +179,22 @@ fn rest(method: &str, url: &str, user: &str, pw: &str, body: Option<Value>) -> (
 }
 
 /// A one-page site on another origin (`127.0.0.1:<other port>`) whose form posts to the portal at
-/// once, with a CSRF token it somehow learned. Serves up to `n` requests.
+/// once, with a CSRF token it somehow learned. Serves up to `n` requests within 60 s.
 fn evil_site(target: String, csrf: String, n: usize) -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
-        for _ in 0..n {
-            let Ok((mut s, _)) = l.accept() else { return };
+        // Bounded: `n` requests or 60 s, whichever comes first.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut served = 0;
+        while served < n && std::time::Instant::now() < deadline {
+            let Ok((mut s, _)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            served += 1;
+            let _ = s.set_nonblocking(false);
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
