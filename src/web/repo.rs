@@ -131,11 +131,17 @@ impl App {
                 span { "Pull by tag:" } (copyable(&format!("docker pull {host}/{name}:<tag>"), "pull command"))
             }
             h2 #tags { "Tags" }
+            nav.sort aria-label="Sort tags" {
+                "Sort: "
+                a href=(view.link(&base, TagSort::Tag, false, None)) aria-current=[(view.sort == TagSort::Tag && !view.desc).then_some("true")] { "by tag" }
+                " · "
+                a href=(view.link(&base, TagSort::Pushed, true, None)) aria-current=[(view.sort == TagSort::Pushed && view.desc).then_some("true")] { "newest push first" }
+            }
             @if tags.rows.is_empty() {
                 p { "No tags on this page." }
             } @else {
-                div.table-wrap tabindex="0" role="region" aria-label="Tags" { table {
-                    caption.muted { "Each tag with its current digest; sort by a column heading" }
+                div.table-wrap tabindex="0" role="region" aria-label="Tags" { table.tags {
+                    caption.muted { "Each tag with its current digest" }
                     thead { tr {
                         (sort_th("Tag", TagSort::Tag))
                         th scope="col" { "Digest" }
@@ -148,20 +154,20 @@ impl App {
                     } }
                     tbody { @for t in &tags.rows {
                         tr {
-                            td { a href={ (base) "/-/tags/" (encode(&t.tag)) } title="History of this tag" { (t.tag) } }
-                            td { (short_digest(&t.digest.to_string())) }
-                            td.num { @if let Some(s) = t.size { (size(s)) } }
-                            td {
+                            td data-label="Tag" { a href={ (base) "/-/tags/" (encode(&t.tag)) } title="History of this tag" { (t.tag) } }
+                            td data-label="Digest" { (short_digest(&t.digest.to_string())) }
+                            td.num data-label="Size" { @if let Some(s) = t.size { (size(s)) } }
+                            td data-label="Type" {
                                 @if let Some(m) = &t.media_type { span title=(m) { (kind(m)) } }
                                 @if !t.platforms.is_empty() { br; span.muted { (t.platforms.join(", ")) } }
                             }
-                            td { (time(t.pushed)) }
-                            td { (t.pusher) }
-                            td.pull-cmds {
+                            td data-label="Pushed" { (time(t.pushed)) }
+                            td data-label="By" { (t.pusher) }
+                            td.pull-cmds data-label="Pull" {
                                 div { (copyable(&format!("docker pull {host}/{name}:{}", t.tag), &format!("pull command for {}", t.tag))) }
                                 div { (copyable(&format!("docker pull {host}/{name}@{}", t.digest), &format!("pull command by digest for {}", t.tag))) }
                             }
-                            td {
+                            td data-label="Referrers" {
                                 @if t.referrers.is_empty() { span.muted { "none" } } @else {
                                     details {
                                         summary { (t.referrers.len()) " referrer" @if t.referrers.len() != 1 { "s" } }
