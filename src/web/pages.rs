@@ -373,7 +373,7 @@ impl App {
                     th scope="col" { "Target" } th scope="col" { "Outcome" } th scope="col" { "Detail" } } }
                 tbody { @for e in ja(&v, "events") { tr {
                     td { (time(jn(e, "time"))) } td { (js(e, "actor")) } td { (js(e, "address")) } td { code { (js(e, "action")) } }
-                    td { (js(e, "target")) } td { (js(e, "outcome")) } td { (js(e, "detail")) }
+                    td.wrap { (js(e, "target")) } td { (js(e, "outcome")) } td.wrap { (js(e, "detail")) }
                 } } }
             } }
             @if let Some(n) = v.get("next_before").and_then(Value::as_u64) {
