@@ -381,6 +381,17 @@ async fn posts_without_the_csrf_token_or_from_another_site_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("sent from another site"));
+    // Without Origin, the Referer says where the form came from.
+    let r = b
+        .http
+        .post(format!("{}/projects", s.url))
+        .header(COOKIE, b.cookie.clone().unwrap())
+        .header(reqwest::header::REFERER, "http://evil.example/page")
+        .form(&[("name", "cross-site-referer"), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
     // No cookie (what SameSite=Lax makes of a cross-site POST): refused, asked to sign in.
     let anon = Browser::new(&s);
     let (st, _, body) = anon.post("/projects", &[("name", "anon"), ("csrf", csrf.as_str())]).await;
