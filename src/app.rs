@@ -33,6 +33,8 @@ pub struct App {
     pub(crate) resolved: cache::GenCache<(String, String), (Digest, stowage_engine::ManifestRecord)>,
     /// (repository, blob) -> blob size, for blobs the repository references.
     pub(crate) blob_sizes: cache::GenCache<(String, Digest), u64>,
+    /// The web portal's sessions.
+    pub(crate) portal: crate::web::Portal,
     /// This App itself, for work handed to blocking threads (see [`App::blocking`]).
     me: Weak<App>,
 }
@@ -62,6 +64,7 @@ impl App {
             challenged: cache::GenCache::new(HOT_CACHE_ENTRIES, crate::handlers::RECHALLENGE_WINDOW),
             resolved: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
             blob_sizes: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
+            portal: Default::default(),
         })
     }
 

@@ -23,6 +23,7 @@ pub mod public_url;
 pub mod router;
 pub mod server;
 pub mod tls;
+pub mod web;
 
 use std::future::Future;
 

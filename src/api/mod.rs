@@ -158,12 +158,28 @@ impl App {
         if route.op == Op::GetOpenApi {
             return Ok((StatusCode::OK, openapi_document().clone()));
         }
-        let who = match self.auth.authenticate(req.headers(), peer).await {
+        let mut who = match self.auth.authenticate(req.headers(), peer).await {
             Ok(a) => a,
             Err(AuthError::Store(e)) => return Err(e.into()),
             Err(e @ AuthError::Busy) => return Err(err(StatusCode::TOO_MANY_REQUESTS, e.to_string())),
             Err(e) => return Err(err(StatusCode::UNAUTHORIZED, e.to_string())),
         };
+        if who.kind == CredentialKind::Anonymous {
+            // No Authorization header: the portal's session cookie may stand in (DESIGN.md
+            // section 3). A change made with it must carry the session's CSRF token in a header,
+            // which a cross-site form cannot send.
+            if let Some((session, by_cookie)) = self.session_of(req.headers())? {
+                let safe = method == Method::GET || method == Method::HEAD;
+                let token = req.headers().get(crate::web::CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+                if !safe && !session.csrf_ok(token) {
+                    return Err(forbidden(format!(
+                        "a change made with the web session cookie needs the session's CSRF token in the {} header",
+                        crate::web::CSRF_HEADER
+                    )));
+                }
+                who = by_cookie;
+            }
+        }
         if who.kind == CredentialKind::RegistryToken {
             return Err(err(StatusCode::UNAUTHORIZED, AuthError::RegistryTokenElsewhere.to_string()));
         }
@@ -180,6 +196,33 @@ impl App {
         let query = crate::handlers::form_pairs(req.uri().query().unwrap_or(""));
         let body = read_json_body(req.into_body(), self.small_body_deadline(MAX_JSON_BYTES)).await?;
         let call = Call { method, segs, query, caller: who.caller, kind: who.kind, peer, body };
+        self.dispatch(route.op, call, params).await
+    }
+
+    /// Runs the REST operation at `segs` (the path after `/api/v1/`, decoded) for a caller that
+    /// is already authenticated (the portal's session): the same route table, credential check
+    /// and handler as a request to `/api/v1/`, so a page can do nothing the API would refuse.
+    pub async fn invoke(
+        &self,
+        who: &crate::auth::Authenticated,
+        peer: IpAddr,
+        method: Method,
+        segs: Vec<String>,
+        query: Vec<(String, String)>,
+        body: Value,
+    ) -> ApiResult {
+        let (route, params) = match routes::find(&method, &segs) {
+            routes::Match::Found(r, p) => (r, p),
+            _ => return Err(not_found(format!("{method} /api/v1/{} is not an API route", segs.join("/")))),
+        };
+        match routes::check(route, who.kind, &who.caller.scopes, who.caller.is_admin()) {
+            Ok(()) => {}
+            Err(routes::Refusal::LoginRequired) => return Err(err(StatusCode::UNAUTHORIZED, "sign in first")),
+            Err(routes::Refusal::Lacks(m)) => return Err(forbidden(m)),
+        }
+        let body =
+            if body.is_null() { Bytes::new() } else { Bytes::from(serde_json::to_vec(&body).unwrap_or_default()) };
+        let call = Call { method, segs, query, caller: who.caller.clone(), kind: who.kind, peer, body };
         self.dispatch(route.op, call, params).await
     }
 

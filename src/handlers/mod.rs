@@ -59,6 +59,7 @@ impl App {
                     *kind = EndpointKind::Api;
                     Ok(self.api(req, peer).await)
                 }
+                None if crate::web::serves(req.uri().path()) => Ok(self.portal(req, peer).await),
                 None => Err(ApiError::not_found(Code::Unsupported, format!("{} is not served here", req.uri().path()))),
             };
         };

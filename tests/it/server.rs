@@ -32,8 +32,12 @@ async fn base_endpoint_is_an_empty_json_object() {
 #[tokio::test]
 async fn unknown_path_is_404_with_a_json_error() {
     let s = TestServer::start();
-    let r = client().get(format!("{}/nothing/here", s.url)).send().await.unwrap();
+    let r = client().get(format!("{}/api/nothing/here", s.url)).send().await.unwrap();
     assert_error(r, 404, "UNSUPPORTED").await;
+    // Other paths belong to the web portal: a 404 page a person can read.
+    let r = client().get(format!("{}/nothing/here", s.url)).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), header(&r, "content-type")), (404, "text/html; charset=utf-8"));
+    assert!(r.text().await.unwrap().contains("there is no page at /nothing/here"));
     let r = client().get(s.v2("syn1/app/nothing")).send().await.unwrap();
     assert_eq!(header(&r, "docker-distribution-api-version"), "registry/2.0");
     assert_error(r, 404, "UNSUPPORTED").await;
