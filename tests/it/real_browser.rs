@@ -5,7 +5,8 @@
 //! repository to the trash (pull refused) and restores it (pull works); creates an access token
 //! and logs docker in with it. A POST without the CSRF token and a form posted from another
 //! origin are refused. axe-core checks the main pages for WCAG 2 A/AA violations, and the main
-//! pages are saved as PNG under docs/screenshots/ for the README.
+//! pages are saved as PNG: under docs/screenshots/ for the README when STOWAGE_SCREENSHOTS=docs
+//! (how they are remade), else in a temp dir, so a test run leaves the work tree as it was.
 
 use crate::clients::{self, build_image, pushed_digest, DockerImages, DockerUser};
 use crate::common::{TestServer, ADMIN_PASSWORD};
@@ -145,11 +146,15 @@ async fn text(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).text().await.unwrap()
 }
 
-/// Saves the viewport as docs/screenshots/<name>.png.
+/// Saves the viewport as <dir>/<name>.png: docs/screenshots/ with STOWAGE_SCREENSHOTS=docs, else
+/// a directory under the system temp dir.
 async fn screenshot(c: &Client, name: &str) {
     let png = c.screenshot().await.unwrap();
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    let dir = match std::env::var("STOWAGE_SCREENSHOTS").as_deref() {
+        Ok("docs") => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots"),
+        _ => std::env::temp_dir().join("stowage-screenshots"),
+    };
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
