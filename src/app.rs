@@ -26,6 +26,8 @@ pub struct App {
     pub(crate) resolved: cache::GenCache<(String, String), (Digest, stowage_engine::ManifestRecord)>,
     /// (repository, blob) -> blob size, for blobs the repository references.
     pub(crate) blob_sizes: cache::GenCache<(String, Digest), u64>,
+    /// Read-ahead budget and counters of streamed blob bodies.
+    pub(crate) streams: Arc<crate::blob_stream::Streams>,
     /// This App itself, for work handed to blocking threads (see [`App::blocking`]).
     me: Weak<App>,
 }
@@ -52,6 +54,7 @@ impl App {
             decisions: cache::GenCache::new(HOT_CACHE_ENTRIES, DECISION_MAX_AGE),
             resolved: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
             blob_sizes: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
+            streams: Arc::default(),
         })
     }
 

@@ -5,6 +5,7 @@ pub mod access;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod blob_stream;
 pub mod body;
 pub mod bootstrap;
 pub mod cache;

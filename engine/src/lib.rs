@@ -469,6 +469,11 @@ impl Engine {
         self.inner.blobs.read(digest, range)
     }
 
+    /// Opens a blob for streamed reads in bounded windows. Blocking (one `open` and `fstat`).
+    pub fn open_blob(&self, digest: &Digest) -> Result<blob_store::BlobFile> {
+        self.inner.blobs.open(digest)
+    }
+
     /// Stores small bytes (manifests) as a blob linked to `repo`, durably. Hashing and the fsyncs
     /// run on a blocking thread.
     pub async fn put_small_blob(&self, repo: &str, digest: &Digest, bytes: Bytes) -> Result<BlobInfo> {

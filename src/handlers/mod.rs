@@ -213,6 +213,17 @@ impl App {
         out.push_str("# HELP stowage_index_writes_total Index write batches since start.\n");
         out.push_str("# TYPE stowage_index_writes_total counter\n");
         let _ = writeln!(out, "stowage_index_writes_total {}", self.engine.catalog().generation() / 2);
+        out.push_str("# HELP stowage_blob_stream_read_bytes_total Blob bytes read for streamed bodies.\n");
+        out.push_str("# TYPE stowage_blob_stream_read_bytes_total counter\n");
+        let _ = writeln!(out, "stowage_blob_stream_read_bytes_total {}", self.streams.read_bytes());
+        out.push_str(
+            "# HELP stowage_blob_streams_abandoned_total Streamed bodies stopped because the client went away.\n",
+        );
+        out.push_str("# TYPE stowage_blob_streams_abandoned_total counter\n");
+        let _ = writeln!(out, "stowage_blob_streams_abandoned_total {}", self.streams.abandoned());
+        out.push_str("# HELP stowage_blob_stream_window_peak_bytes Most bytes one response held read and unsent.\n");
+        out.push_str("# TYPE stowage_blob_stream_window_peak_bytes gauge\n");
+        let _ = writeln!(out, "stowage_blob_stream_window_peak_bytes {}", self.streams.peak_window_bytes());
         out.push_str("# HELP stowage_storage_writable 1 while storage accepts writes, 0 after a failed fsync.\n");
         out.push_str("# TYPE stowage_storage_writable gauge\n");
         let _ = writeln!(out, "stowage_storage_writable {}", u8::from(self.engine.check_writable().is_ok()));

@@ -28,4 +28,5 @@ mod sec_revocation;
 mod server;
 mod smoke;
 mod spec;
+mod streamed;
 mod uploads;
