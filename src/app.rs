@@ -22,10 +22,10 @@ pub struct App {
     pub(crate) responses: [std::sync::atomic::AtomicU64; 6],
     /// (Authorization header, repository, action) -> the authorized caller.
     pub(crate) decisions: cache::GenCache<([u8; 32], String, u8), Authenticated>,
-    /// (repository, reference) -> (manifest digest, record).
-    pub(crate) resolved: cache::GenCache<(String, String), (Digest, stowage_engine::ManifestRecord)>,
-    /// (repository, blob) -> blob size, for blobs the repository references.
-    pub(crate) blob_sizes: cache::GenCache<(String, Digest), u64>,
+    /// (repository, reference) -> (repository id, manifest digest, record).
+    pub(crate) resolved: cache::GenCache<(String, String), (u64, Digest, stowage_engine::ManifestRecord)>,
+    /// (repository, blob) -> (repository id, blob size), for blobs the repository references.
+    pub(crate) blob_sizes: cache::GenCache<(String, Digest), (u64, u64)>,
     /// Read-ahead budget and counters of streamed blob bodies.
     pub(crate) streams: Arc<crate::blob_stream::Streams>,
     /// This App itself, for work handed to blocking threads (see [`App::blocking`]).

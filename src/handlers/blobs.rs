@@ -18,17 +18,20 @@ impl App {
         req: Request<Incoming>,
     ) -> Result<Resp, ApiError> {
         let unknown = || ApiError::not_found(Code::BlobUnknown, format!("blob {digest} is not in repository {name}"));
-        let generation = self.engine.catalog().generation();
+        let scopes = self.engine.catalog().scopes();
         let key = (name.as_str().to_string(), digest.clone());
-        let len = match self.blob_sizes.get(&key, generation) {
-            Some(len) => len,
+        let len = match self.blob_sizes.get(&key, |v| scopes.repo(v.0)) {
+            Some((_, len)) => len,
             None => {
+                // As for manifests: the global part before the name is looked up.
+                let global = scopes.global();
                 let repo = self.repo(name)?;
+                let generation = global + scopes.repo_only(repo.id);
                 if !self.engine.catalog().is_linked(repo.id, digest)? {
                     return Err(unknown());
                 }
                 let len = self.engine.stat_blob(digest)?.ok_or_else(unknown)?;
-                self.blob_sizes.put(key, generation, len);
+                self.blob_sizes.put(key, generation, (repo.id, len));
                 len
             }
         };

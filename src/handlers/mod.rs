@@ -95,13 +95,14 @@ impl App {
         headers: &http::HeaderMap,
         peer: IpAddr,
     ) -> Result<Authenticated, ApiError> {
-        let generation = self.engine.catalog().generation();
+        // Decisions read the access model and repository names: that is their scope.
+        let generation = self.engine.catalog().scopes().access();
         // Keyed by a hash of the whole header: fixed size whatever the client sends.
         let credential = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
         let mut credential_hash = [0u8; 32];
         credential_hash.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, credential).as_ref());
         let key = (credential_hash, ep.name().map(|n| n.as_str().to_string()).unwrap_or_default(), ep.action() as u8);
-        if let Some(who) = self.decisions.get(&key, generation) {
+        if let Some(who) = self.decisions.get(&key, |_| self.engine.catalog().scopes().access()) {
             return Ok(who);
         }
         let who = self.authorize_uncached(ep, headers, peer).await?;
@@ -224,6 +225,18 @@ impl App {
         out.push_str("# HELP stowage_blob_stream_window_peak_bytes Most bytes one response held read and unsent.\n");
         out.push_str("# TYPE stowage_blob_stream_window_peak_bytes gauge\n");
         let _ = writeln!(out, "stowage_blob_stream_window_peak_bytes {}", self.streams.peak_window_bytes());
+        out.push_str("# HELP stowage_cache_hits_total Hot-path cache lookups answered from the cache.\n");
+        out.push_str("# TYPE stowage_cache_hits_total counter\n");
+        out.push_str("# HELP stowage_cache_misses_total Hot-path cache lookups that read the index.\n");
+        out.push_str("# TYPE stowage_cache_misses_total counter\n");
+        for (name, (hits, misses)) in [
+            ("authorization", self.decisions.hits_and_misses()),
+            ("manifest_by_reference", self.resolved.hits_and_misses()),
+            ("blob_size", self.blob_sizes.hits_and_misses()),
+        ] {
+            let _ = writeln!(out, "stowage_cache_hits_total{{cache=\"{name}\"}} {hits}");
+            let _ = writeln!(out, "stowage_cache_misses_total{{cache=\"{name}\"}} {misses}");
+        }
         out.push_str("# HELP stowage_storage_writable 1 while storage accepts writes, 0 after a failed fsync.\n");
         out.push_str("# TYPE stowage_storage_writable gauge\n");
         let _ = writeln!(out, "stowage_storage_writable {}", u8::from(self.engine.check_writable().is_ok()));

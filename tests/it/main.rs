@@ -21,6 +21,7 @@ mod real_access;
 mod real_docker;
 mod real_podman;
 mod real_skopeo;
+mod scoped_cache;
 mod sec_audit;
 mod sec_exposure;
 mod sec_logins;

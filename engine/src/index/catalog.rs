@@ -126,6 +126,9 @@ pub struct Catalog {
     /// Bumped by every write, so callers can cache what they read and know exactly when it may
     /// be stale (any write at all, here or in the access model, invalidates).
     generation: std::sync::atomic::AtomicU64,
+    /// Generations per scope (repository, access model), for caches that must survive writes
+    /// elsewhere.
+    scopes: super::scopes::Scopes,
 }
 
 impl Catalog {
@@ -141,6 +144,7 @@ impl Catalog {
             index,
             write_lock: Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
+            scopes: super::scopes::Scopes::default(),
         }
     }
 
@@ -152,6 +156,11 @@ impl Catalog {
     /// generation was `g` is still current while `generation()` returns `g`.
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Generations scoped to what a write changed (see [`super::scopes`]).
+    pub fn scopes(&self) -> &super::scopes::Scopes {
+        &self.scopes
     }
 
     fn bump(&self) {
@@ -196,7 +205,9 @@ impl Catalog {
     /// durable before it returns.
     pub fn insert_new<T: Serialize>(&self, tree: Tree, key: &[u8], value: &T) -> Result<bool> {
         let value = encode(value);
+        let touched = super::scopes::Touched::of([super::scopes::scope_of_key(tree, key, false)]);
         self.bump();
+        self.scopes.bump_touched(&touched);
         let res = self.group.apply_with(|idx| {
             let mut b = Batch::default();
             if idx.get(tree, key)?.is_some() {
@@ -206,6 +217,7 @@ impl Catalog {
             Ok((b, true))
         });
         self.bump();
+        self.scopes.bump_touched(&touched);
         let (inserted, pending) = res?;
         self.group.wait(pending)?;
         Ok(inserted)
@@ -270,9 +282,12 @@ impl Catalog {
 
     fn apply(&self, batch: Batch) -> Result<Pending> {
         // Bump before and after: a reader that cached between the two sees a new generation.
+        let touched = super::scopes::Touched::of(batch.ops.iter().map(super::scopes::scope_of));
         self.bump();
+        self.scopes.bump_touched(&touched);
         let res = self.group.apply(batch);
         self.bump();
+        self.scopes.bump_touched(&touched);
         res
     }
 

@@ -13,6 +13,7 @@ pub mod fault;
 pub(crate) mod group;
 pub mod mem;
 pub mod records;
+pub mod scopes;
 pub mod sled_index;
 #[doc(hidden)]
 pub mod suite;
@@ -46,10 +47,13 @@ pub enum Tree {
     Entities = 27,
     /// Security events, newest first: key `u64::MAX - seq`, big-endian.
     Audit = 28,
+    /// Which tags point at a manifest: repo id ++ digest key ++ tag -> (). Built on open when an
+    /// older data directory lacks it.
+    TagsByDigest = 29,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 19] = [
+    pub const ALL: [Tree; 20] = [
         Tree::Meta,
         Tree::Repos,
         Tree::RepoNames,
@@ -69,6 +73,7 @@ impl Tree {
         Tree::Trash,
         Tree::Entities,
         Tree::Audit,
+        Tree::TagsByDigest,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +97,7 @@ impl Tree {
             Tree::Trash => "trash",
             Tree::Entities => "entities",
             Tree::Audit => "audit",
+            Tree::TagsByDigest => "tags_by_digest",
         }
     }
 }
