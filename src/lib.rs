@@ -37,6 +37,8 @@ pub async fn run(
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{local}"));
     let keys = auth::jwt::Keys::load_or_create(&settings.engine.data_dir)?;
     let store = access::store::Store::new(engine.clone());
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.build_indexes()).await??;
     bootstrap::bootstrap_admin(&store, &settings.engine.data_dir, settings.admin_password.clone()).await?;
     let mut auth = auth::Auth::new(keys, store, settings.service.clone(), format!("{public_url}/v2/token"));
     auth.token_ttl = settings.token_ttl;

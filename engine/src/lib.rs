@@ -194,6 +194,9 @@ impl Inner {
     }
 }
 
+/// Entries per durable batch when a secondary index is built at open.
+const INDEX_BUILD_BATCH: usize = 10_000;
+
 impl Engine {
     /// Opens the store in `cfg.data_dir`, creating it if needed, and recovers upload sessions:
     /// each recorded upload is cut back to its recorded durable offset; files with no record
@@ -240,6 +243,11 @@ impl Engine {
             cfg,
         };
         let engine = Engine { inner: Arc::new(inner) };
+        // Secondary indexes newer than the data directory are built before the first request.
+        let built = engine.inner.catalog.build_tags_by_digest(INDEX_BUILD_BATCH)?;
+        if built > 0 {
+            tracing::info!(entries = built, "built the tag-by-digest index for existing tags");
+        }
         engine.recover_uploads()?;
         Ok(engine)
     }

@@ -204,8 +204,24 @@ impl Store {
         self.cat().record(Rec::Team(id))
     }
 
+    /// Writes a team and its entries in the membership index, in one durable batch.
     pub fn put_team(&self, t: &TeamRecord) -> Result<()> {
-        self.cat().put_record(Rec::Team(t.id), t)
+        self.cat().write(|b| {
+            self.cat().put_record_into(b, Rec::Team(t.id), t);
+            self.cat().set_team_members_into(b, t.id, t.members.iter().map(String::as_str))
+        })
+    }
+
+    /// Builds the access model's secondary indexes (team membership) for a data directory that
+    /// predates them. Blocking; run once at start, before any request.
+    pub fn build_indexes(&self) -> Result<()> {
+        let built = self.cat().build_members(|| {
+            Ok(self.teams()?.into_iter().map(|t| (t.id, t.members.into_iter().collect())).collect())
+        })?;
+        if built {
+            tracing::info!("built the team membership index");
+        }
+        Ok(())
     }
 
     /// Creates a team whose first member and manager is `creator`.
@@ -223,7 +239,8 @@ impl Store {
 
     /// The caller for a user record, with its teams, and the scopes of its credential.
     pub fn caller_for(&self, u: &UserRecord, scopes: Option<BTreeSet<Scope>>) -> Result<Caller> {
-        let teams = self.teams()?.into_iter().filter(|t| t.members.contains(&u.username)).map(|t| t.id).collect();
+        // From the membership index: the user's own entries, never every team.
+        let teams = self.cat().teams_of(&u.username)?.into_iter().collect();
         let via_token = scopes.is_some();
         Ok(Caller {
             user: Some(CallerUser {

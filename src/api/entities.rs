@@ -373,7 +373,6 @@ impl App {
         Ok((StatusCode::OK, self.ent_json(&self.ent(id)?)?))
     }
 
-    /// Purge: index entries go now; blobs are left to garbage collection.
     /// Purge: every index entry of the entity (for a project: of its repositories too) goes in
     /// one batch, written under the catalog's lock after checking again that the entity is still
     /// in the trash; blobs are left to garbage collection.
@@ -382,6 +381,28 @@ impl App {
         let ent = self.ent(id)?;
         let store = &self.auth.store;
         let cat = self.engine.catalog();
+        // The bulk of each repository's entries goes first in bounded batches, each only while
+        // the entity is still in the trash; the batch below then removes what is left.
+        let still_trashed = || Ok(store.trash_record(t.id)?.is_some());
+        let mut repo_ids = Vec::new();
+        match &ent {
+            Ent::Managed(r) => repo_ids.push(r.id),
+            Ent::External(_) => {}
+            Ent::Project(p) => {
+                let prefix = format!("{}/", syn(p.id));
+                for (name, rid) in cat.list_repo_names(Some(&syn(p.id)), usize::MAX)? {
+                    if !name.starts_with(&prefix) {
+                        break;
+                    }
+                    repo_ids.push(rid);
+                }
+            }
+        }
+        for rid in repo_ids {
+            if !cat.purge_repo_batched(rid, PURGE_BATCH_KEYS, still_trashed)? {
+                return Err(not_found(format!("{id} is not in your trash")));
+            }
+        }
         let purged = cat.write(|b| {
             // Restored by someone else meanwhile: purge nothing.
             if store.trash_record(t.id)?.is_none() {
@@ -546,3 +567,6 @@ fn parse_num(v: Option<&str>, default: usize) -> Result<usize, ApiErr> {
 fn trash_json(t: &TrashRecord) -> Value {
     json!({ "id": syn(t.id), "kind": t.kind, "name": t.name, "deleted_by": t.deleted_by, "deleted_at": t.deleted_at })
 }
+
+/// Index keys deleted per durable batch when a repository is purged.
+const PURGE_BATCH_KEYS: usize = 10_000;

@@ -14,6 +14,7 @@ mod clients;
 mod common;
 mod errors;
 mod first_start;
+mod indexes;
 mod limits;
 mod listing;
 mod manifests;

@@ -50,10 +50,12 @@ pub enum Tree {
     /// Which tags point at a manifest: repo id ++ digest key ++ tag -> (). Built on open when an
     /// older data directory lacks it.
     TagsByDigest = 29,
+    /// Team memberships both ways: `u` ++ user ++ 0 ++ team id and `t` ++ team id ++ user -> ().
+    Members = 30,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 20] = [
+    pub const ALL: [Tree; 21] = [
         Tree::Meta,
         Tree::Repos,
         Tree::RepoNames,
@@ -74,6 +76,7 @@ impl Tree {
         Tree::Entities,
         Tree::Audit,
         Tree::TagsByDigest,
+        Tree::Members,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +101,7 @@ impl Tree {
             Tree::Entities => "entities",
             Tree::Audit => "audit",
             Tree::TagsByDigest => "tags_by_digest",
+            Tree::Members => "members",
         }
     }
 }
