@@ -482,33 +482,38 @@ impl App {
         let limit = parse_num(call.q("limit"), 100)?.min(LIST_LIMIT_MAX);
         let offset = parse_num(call.q("offset"), 0)?;
         let cat = self.engine.catalog();
+        let sort = call.q("sort").unwrap_or("tag");
+        let order = call.q("order").unwrap_or("asc");
+        if !matches!(sort, "tag" | "created") {
+            return Err(bad_request(format!("sort={sort:?}: use created or tag")));
+        }
+        if !matches!(order, "asc" | "desc") {
+            return Err(bad_request(format!("order={order:?}: use asc or desc")));
+        }
+        // By tag, ascending (the default): the index order, so only the page's records are read
+        // (and the keys counted for the total). Other orders read every tag record.
+        let in_index_order = sort == "tag" && order == "asc";
+        let want = if in_index_order { offset.saturating_add(limit) } else { usize::MAX };
         let mut rows = Vec::new();
-        for (tag, rec) in cat.tag_records(e.id(), None, usize::MAX)? {
-            let m = cat.manifest(e.id(), &rec.digest)?;
-            rows.push((tag, rec, m));
+        for (tag, rec) in cat.tag_records(e.id(), None, want)? {
+            rows.push((tag, rec));
         }
-        match call.q("sort").unwrap_or("tag") {
-            "tag" => {}
-            "created" => rows.sort_by_key(|(t, r, _)| (r.time, t.clone())),
-            other => return Err(bad_request(format!("sort={other:?}: use created or tag"))),
+        if sort == "created" {
+            rows.sort_by_key(|(t, r)| (r.time, t.clone()));
         }
-        match call.q("order").unwrap_or("asc") {
-            "asc" => {}
-            "desc" => rows.reverse(),
-            other => return Err(bad_request(format!("order={other:?}: use asc or desc"))),
+        if order == "desc" {
+            rows.reverse();
         }
-        let total = rows.len();
-        let tags: Vec<Value> = rows
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|(tag, r, m)| {
-                json!({
-                    "tag": tag, "digest": r.digest, "pushed": r.time, "pusher": r.pusher,
-                    "media_type": m.as_ref().map(|m| m.media_type.clone()), "size": m.as_ref().map(|m| m.size),
-                })
-            })
-            .collect();
+        let total = if in_index_order { cat.count_tags(e.id())? } else { rows.len() };
+        // Manifest records only for the page.
+        let mut tags: Vec<Value> = Vec::new();
+        for (tag, r) in rows.into_iter().skip(offset).take(limit) {
+            let m = cat.manifest(e.id(), &r.digest)?;
+            tags.push(json!({
+                "tag": tag, "digest": r.digest, "pushed": r.time, "pusher": r.pusher,
+                "media_type": m.as_ref().map(|m| m.media_type.clone()), "size": m.as_ref().map(|m| m.size),
+            }));
+        }
         Ok((StatusCode::OK, json!({ "repository": syn(e.id()), "name": e.name(), "total": total, "tags": tags })))
     }
 

@@ -703,6 +703,16 @@ impl Catalog {
             .collect())
     }
 
+    /// How many tags a repository has: its keys are counted, no record is read.
+    pub fn count_tags(&self, repo: u64) -> Result<usize> {
+        let mut n = 0;
+        self.index.for_each_key(Tree::Tags, &repo_key(repo), &mut |_| {
+            n += 1;
+            true
+        })?;
+        Ok(n)
+    }
+
     /// Tags with their records, in lexical order.
     pub fn tag_records(&self, repo: u64, after: Option<&str>, limit: usize) -> Result<Vec<(String, TagRecord)>> {
         let rk = repo_key(repo);
