@@ -221,6 +221,17 @@ impl Store {
         if built {
             tracing::info!("built the team membership index");
         }
+        let built = self.cat().build_readers(|| {
+            Ok(self
+                .cat()
+                .records_by_id::<Acl>(RecKind::Acls)?
+                .into_iter()
+                .map(|(id, acl)| (id, super::visible::readers_of(&acl)))
+                .collect())
+        })?;
+        if built {
+            tracing::info!("built the readers index of sharing settings");
+        }
         Ok(())
     }
 
@@ -312,12 +323,28 @@ impl Store {
         self.cat().record(Rec::Acl(id))
     }
 
+    /// Writes an entity's sharing settings and its entries in the readers index, in one durable
+    /// batch.
     pub fn set_acl(&self, id: u64, acl: &Acl) -> Result<()> {
-        self.cat().put_record(Rec::Acl(id), acl)
+        self.cat().write(|b| {
+            let old = self.acl(id)?.map(|a| super::visible::readers_of(&a)).unwrap_or_default();
+            self.cat().put_record_into(b, Rec::Acl(id), acl);
+            self.cat().set_readers_into(b, id, &old, &super::visible::readers_of(acl));
+            Ok(())
+        })
     }
 
     pub fn delete_acl(&self, id: u64) -> Result<()> {
-        self.cat().remove_record(Rec::Acl(id))
+        self.cat().write(|b| self.forget_acl_into(b, id))
+    }
+
+    /// Adds the removal of an entity's sharing settings, and of its readers-index entries, to a
+    /// batch of [`Catalog::write`].
+    pub fn forget_acl_into(&self, b: &mut stowage_engine::index::Batch, id: u64) -> Result<()> {
+        let old = self.acl(id)?.map(|a| super::visible::readers_of(&a)).unwrap_or_default();
+        self.cat().set_readers_into(b, id, &old, &[]);
+        self.cat().delete_record_into(b, Rec::Acl(id));
+        Ok(())
     }
 
     pub fn trash_record(&self, id: u64) -> Result<Option<TrashRecord>> {

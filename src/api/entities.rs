@@ -410,7 +410,7 @@ impl App {
             }
             let mut repo = |rid: u64, entity_record: bool| -> stowage_engine::Result<()> {
                 cat.purge_repo_into(b, rid)?;
-                cat.delete_record_into(b, Rec::Acl(rid));
+                store.forget_acl_into(b, rid)?;
                 cat.delete_record_into(b, Rec::Trash(rid));
                 if entity_record {
                     cat.delete_record_into(b, Rec::Entity(rid));
@@ -431,7 +431,7 @@ impl App {
                     for x in store.external_repos(p.id)? {
                         repo(x.id, true)?;
                     }
-                    cat.delete_record_into(b, Rec::Acl(p.id));
+                    store.forget_acl_into(b, p.id)?;
                     cat.delete_record_into(b, Rec::Entity(p.id));
                 }
             }

@@ -52,10 +52,13 @@ pub enum Tree {
     TagsByDigest = 29,
     /// Team memberships both ways: `u` ++ user ++ 0 ++ team id and `t` ++ team id ++ user -> ().
     Members = 30,
+    /// Who may read what: principal key ++ entity id -> () for every entity whose own sharing
+    /// settings give that principal READ (listings in the caller's visibility).
+    Readers = 31,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 21] = [
+    pub const ALL: [Tree; 22] = [
         Tree::Meta,
         Tree::Repos,
         Tree::RepoNames,
@@ -77,6 +80,7 @@ impl Tree {
         Tree::Audit,
         Tree::TagsByDigest,
         Tree::Members,
+        Tree::Readers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -102,6 +106,7 @@ impl Tree {
             Tree::Audit => "audit",
             Tree::TagsByDigest => "tags_by_digest",
             Tree::Members => "members",
+            Tree::Readers => "readers",
         }
     }
 }

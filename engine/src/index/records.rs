@@ -145,6 +145,9 @@ impl Catalog {
     }
 }
 
+/// In `meta`: present once `readers` holds the readers of every entity's sharing settings.
+const READERS_BUILT: &[u8] = b"index/readers";
+
 /// In `meta`: present once `members` holds every team's members.
 const MEMBERS_BUILT: &[u8] = b"index/members";
 
@@ -210,6 +213,55 @@ impl Catalog {
             true
         })?;
         Ok(out)
+    }
+
+    /// Adds to `b` what moves entity `entity`'s entries in the readers index from the principals
+    /// `old` to `new` (principal keys as the access model builds them; they must be prefix-free,
+    /// so one principal's scan never meets another's keys). Call it inside [`Catalog::write`]
+    /// with `old` read there.
+    pub fn set_readers_into(&self, b: &mut super::Batch, entity: u64, old: &[Vec<u8>], new: &[Vec<u8>]) {
+        let key = |p: &[u8]| {
+            let mut k = p.to_vec();
+            k.extend_from_slice(&entity.to_be_bytes());
+            k
+        };
+        for p in old.iter().filter(|p| !new.contains(p)) {
+            b.delete(Tree::Readers, key(p));
+        }
+        for p in new.iter().filter(|p| !old.contains(p)) {
+            b.put(Tree::Readers, key(p), super::codec::seal(b""));
+        }
+    }
+
+    /// The entities whose own sharing settings give `principal` READ: reads that principal's
+    /// entries only.
+    pub fn readable_by(&self, principal: &[u8]) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        self.index().for_each_key(Tree::Readers, principal, &mut |k| {
+            out.push(id_of(&k[principal.len()..]));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Builds the readers index for a data directory that predates it, if it was never built:
+    /// `acls` gives each entity with sharing settings and the principal keys they give READ.
+    pub fn build_readers(&self, acls: impl FnOnce() -> Result<Vec<(u64, Vec<Vec<u8>>)>>) -> Result<bool> {
+        if self.index().get(Tree::Meta, READERS_BUILT)?.is_some() {
+            return Ok(false);
+        }
+        for chunk in acls()?.chunks(1_000) {
+            self.write(|b| {
+                for (id, readers) in chunk {
+                    self.set_readers_into(b, *id, &[], readers);
+                }
+                Ok(())
+            })?;
+        }
+        let mut b = super::Batch::default();
+        b.put(Tree::Meta, READERS_BUILT, super::codec::encode(&1u8));
+        self.apply_unwaited(b)?;
+        Ok(true)
     }
 
     /// Builds the membership index for a data directory that predates it, from `teams` (each

@@ -43,9 +43,14 @@ pub(crate) fn scope_of_key(tree: Tree, key: &[u8], delete: bool) -> Scope {
         // A new blob record makes nothing cached wrong; a forgotten one may.
         Tree::Blobs if !delete => Scope::Nothing,
         Tree::Blobs | Tree::RepoNames => Scope::Global,
-        Tree::Users | Tree::Teams | Tree::Members | Tree::Acls | Tree::Tokens | Tree::Trash | Tree::Entities => {
-            Scope::Access
-        }
+        Tree::Users
+        | Tree::Teams
+        | Tree::Members
+        | Tree::Readers
+        | Tree::Acls
+        | Tree::Tokens
+        | Tree::Trash
+        | Tree::Entities => Scope::Access,
         Tree::Repos
         | Tree::Links
         | Tree::Manifests
