@@ -51,6 +51,16 @@ fn principals(caller: &Caller) -> Vec<Principal> {
 }
 
 impl Store {
+    /// The entities whose own sharing settings give one of the caller's principals READ (a
+    /// superset of nothing the rules would refuse: callers re-check trash and scopes).
+    pub fn readable_entities(&self, caller: &Caller) -> stowage_engine::Result<std::collections::BTreeSet<u64>> {
+        let mut ids = std::collections::BTreeSet::new();
+        for p in principals(caller) {
+            ids.extend(self.cat().readable_by(&principal_key(&p))?);
+        }
+        Ok(ids)
+    }
+
     /// Names of the managed repositories a non-admin caller may READ, sorted, after `last`, at
     /// most `limit`:
     /// read from the entities whose sharing settings name one of the caller's principals (the
@@ -64,10 +74,7 @@ impl Store {
         limit: usize,
         visible: impl Fn(&str) -> std::result::Result<bool, E>,
     ) -> std::result::Result<Vec<String>, E> {
-        let mut ids = std::collections::BTreeSet::new();
-        for p in principals(caller) {
-            ids.extend(self.cat().readable_by(&principal_key(&p))?);
-        }
+        let ids = self.readable_entities(caller)?;
         let mut names = std::collections::BTreeSet::new();
         for id in ids {
             if let Some(r) = self.cat().repo(id)? {

@@ -140,7 +140,17 @@ impl App {
 
     pub(super) fn list_projects(&self, call: &Call) -> ApiResult {
         let mut out = Vec::new();
-        for p in self.auth.store.projects()? {
+        // A non-admin's candidates come from the readers index, never from every project.
+        let projects = if call.caller.is_admin() {
+            self.auth.store.projects()?
+        } else {
+            let mut ps = Vec::new();
+            for id in self.auth.store.readable_entities(&call.caller)? {
+                ps.extend(self.auth.store.project(id)?);
+            }
+            ps
+        };
+        for p in projects {
             let e = Ent::Project(p);
             if self.in_trash(&e)? {
                 continue;
