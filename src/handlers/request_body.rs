@@ -18,8 +18,12 @@ use std::time::Duration;
 use stowage_engine::UploadWriter;
 use tokio::time::Instant;
 
-/// Body pieces smaller than this are gathered before they go to the upload writer.
+/// Small body pieces are gathered until this much before they go to the upload writer.
 const GATHER_BYTES: usize = 256 * 1024;
+/// Body pieces at least this large go to the upload writer as they are, without a copy (a
+/// profile of a 1 GiB push spent 8% of the daemon's CPU copying pieces into the gathering
+/// buffer when only pieces of 256 KiB and more passed).
+const PASS_BYTES: usize = 64 * 1024;
 
 /// Why an upload body ended before its end.
 enum Cut {
@@ -165,7 +169,8 @@ impl App {
     }
 
     /// Feeds a body into an upload writer. Small pieces are gathered into larger buffers so the
-    /// writer thread and the disk see few, large writes; large pieces pass as they are. Bytes
+    /// writer thread and the disk see few, large writes; pieces of [`PASS_BYTES`] and more pass
+    /// as they are. Bytes
     /// that arrived before a cut are all handed to the writer.
     async fn pump(&self, body: Incoming, w: &mut UploadWriter) -> Result<u64, PumpError> {
         let idle = self.settings.body_idle_timeout;
@@ -189,7 +194,12 @@ impl App {
             let n = data.as_ref().map_or(0, |d| d.len() as u64);
             if let Some(data) = data {
                 received += n;
-                if acc.is_empty() && data.len() >= GATHER_BYTES {
+                if data.len() >= PASS_BYTES {
+                    // Large enough to write as it is: never copied. What was gathered goes
+                    // first, to keep the order.
+                    if !acc.is_empty() {
+                        w.write(acc.split().freeze()).await?;
+                    }
                     w.write(data).await?;
                 } else {
                     acc.extend_from_slice(&data);
