@@ -168,15 +168,18 @@ impl App {
         }
     }
 
-    /// Feeds a body into an upload writer. Small pieces are gathered into larger buffers so the
-    /// writer thread and the disk see few, large writes; pieces of [`PASS_BYTES`] and more pass
-    /// as they are. Bytes
+    /// Feeds a body into an upload writer. Pieces smaller than [`PASS_BYTES`] are copied together
+    /// so the disk sees no tiny writes; the rest pass uncopied; and the writer thread is woken
+    /// once per [`GATHER_BYTES`] or so, with every piece ready by then. Bytes
     /// that arrived before a cut are all handed to the writer.
     async fn pump(&self, body: Incoming, w: &mut UploadWriter) -> Result<u64, PumpError> {
         let idle = self.settings.body_idle_timeout;
         let mut floor = RateFloor::new(self.settings.upload_min_rate, self.settings.upload_min_rate_period);
         let mut body = body;
         let mut acc = BytesMut::new();
+        // Pieces ready for the writer, sent together once they reach GATHER_BYTES.
+        let mut ready: Vec<Bytes> = Vec::new();
+        let mut ready_bytes = 0usize;
         let mut received = 0u64;
         let cut = loop {
             let wait = floor.time_left().map_or(idle, |left| left.min(idle));
@@ -198,14 +201,21 @@ impl App {
                     // Large enough to write as it is: never copied. What was gathered goes
                     // first, to keep the order.
                     if !acc.is_empty() {
-                        w.write(acc.split().freeze()).await?;
+                        ready_bytes += acc.len();
+                        ready.push(acc.split().freeze());
                     }
-                    w.write(data).await?;
+                    ready_bytes += data.len();
+                    ready.push(data);
                 } else {
                     acc.extend_from_slice(&data);
-                    if acc.len() >= GATHER_BYTES {
-                        w.write(acc.split().freeze()).await?;
+                    if acc.len() >= PASS_BYTES {
+                        ready_bytes += acc.len();
+                        ready.push(acc.split().freeze());
                     }
+                }
+                if ready_bytes >= GATHER_BYTES {
+                    ready_bytes = 0;
+                    w.write_pieces(std::mem::take(&mut ready)).await?;
                 }
             }
             if let Err(seen) = floor.record(n, waited) {
@@ -213,7 +223,10 @@ impl App {
             }
         };
         if !acc.is_empty() {
-            w.write(acc.freeze()).await?;
+            ready.push(acc.freeze());
+        }
+        if !ready.is_empty() {
+            w.write_pieces(ready).await?;
         }
         match cut {
             None => Ok(received),
