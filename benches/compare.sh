@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Compare Stowage against Debian's docker-registry (and a bare hyper server,
-# the "ceiling") with benches/load.rs.
+# the "ceiling") with benches/load.rs, then run the load matrix (benches/matrix.rs:
+# monolithic/chunked push and pull of 1/10/100 MB at 1/8/64 clients, 1 GiB push
+# and pull, manifest GET and blob HEAD while pushes stream, a mixed workload)
+# against both registries in the same run and print one table of both.
 #
-#   benches/compare.sh [--quick] [--no-build] [--size-mib N] [--seconds N] [--concurrency N]
+#   benches/compare.sh [--quick] [--no-build] [--no-matrix] [--cell-seconds N]
+#                      [--size-mib N] [--seconds N] [--concurrency N]
 #
 # Starts, each on a free 127.0.0.1 port with its own temp dir:
 #   * docker-registry (/usr/bin/docker-registry serve CONFIG, filesystem storage)
@@ -21,12 +25,16 @@ ROOT="$(pwd)"
 
 QUICK=""
 BUILD=1
+MATRIX=1
+MATRIX_ARGS=()
 LOAD_ARGS=()
 SECONDS_ARG=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=--quick ;;
         --no-build) BUILD=0 ;;
+        --no-matrix) MATRIX=0 ;;
+        --cell-seconds) MATRIX_ARGS+=("$1" "$2"); shift ;;
         --seconds) SECONDS_ARG="$2"; LOAD_ARGS+=("$1" "$2"); shift ;;
         --size-mib|--concurrency|--timeout-secs) LOAD_ARGS+=("$1" "$2"); shift ;;
         *) LOAD_ARGS+=("$1") ;;
@@ -63,6 +71,8 @@ LOAD_BIN="${LOAD_BIN:-}"
 CEILING_BIN="${CEILING_BIN:-}"
 [ -n "$LOAD_BIN" ] || LOAD_BIN="$(bench_exe load)"
 if [ -z "$LOAD_BIN" ] || ! [ -x "$LOAD_BIN" ]; then log "could not build benches/load.rs"; exit 1; fi
+MATRIX_BIN="${MATRIX_BIN:-}"
+if [ "$MATRIX" = 1 ] && [ -z "$MATRIX_BIN" ]; then MATRIX_BIN="$(bench_exe matrix || true)"; fi
 if [ -z "$CEILING_BIN" ] && [ -f benches/ceiling.rs ]; then
     CEILING_BIN="$(bench_exe ceiling || true)"
 fi
@@ -85,6 +95,24 @@ run_load() { # run_load LABEL URL [extra load args...]
     fi
 }
 
+MATRIX_RESULTS="$WORK/matrix.tsv"
+: > "$MATRIX_RESULTS"
+
+run_matrix() { # run_matrix LABEL URL [extra matrix args...]
+    [ "$MATRIX" = 1 ] && [ -n "$MATRIX_BIN" ] && [ -x "$MATRIX_BIN" ] || return 0
+    local label="$1" url="$2"; shift 2
+    log "matrix against $label ($url)"
+    local out="$WORK/matrix-$label.out"
+    if timeout 7200 "$MATRIX_BIN" $QUICK --url "$url" --label "$label" "$@" ${MATRIX_ARGS[@]+"${MATRIX_ARGS[@]}"} \
+        > "$out"; then
+        grep '^MATRIX' "$out" >> "$MATRIX_RESULTS" || true
+    else
+        grep -v '^MATRIX' "$out" || true
+        grep '^MATRIX' "$out" >> "$MATRIX_RESULTS" || true
+        log "matrix against $label FAILED"
+    fi
+}
+
 # --- docker-registry -------------------------------------------------------
 if command -v docker-registry >/dev/null 2>&1; then
     DR_PORT="$(free_port)"
@@ -94,6 +122,7 @@ if command -v docker-registry >/dev/null 2>&1; then
     PIDS+=("$DR_PID")
     if wait_http "http://127.0.0.1:$DR_PORT/v2/" "$DR_PID"; then
         run_load docker-registry "http://127.0.0.1:$DR_PORT" --pid "$DR_PID"
+        run_matrix docker-registry "http://127.0.0.1:$DR_PORT" --pid "$DR_PID"
     else
         log "docker-registry did not start:"; cat "$WORK/docker-registry/log" >&2
     fi
@@ -125,6 +154,8 @@ if [ -x "$STOWAGE_BIN" ]; then
         if [ -n "$ST_PROJECT" ]; then
             run_load stowage "http://127.0.0.1:$ST_PORT" --pid "$ST_PID" \
                 --user "admin:$ST_PW" --repo "$ST_PROJECT/bench"
+            run_matrix stowage "http://127.0.0.1:$ST_PORT" --pid "$ST_PID" \
+                --user "admin:$ST_PW" --repo "$ST_PROJECT/matrix"
         else
             log "could not create a stowage project (POST /api/v1/projects)"; tail -20 "$WORK/stowage/log" >&2
         fi
@@ -169,3 +200,30 @@ awk -F'\t' '
         }
         printf "\n\n(throughput columns: higher is better; p99 and CPU s/GiB: lower is better)\n"
     }' "$RESULTS"
+
+# --- matrix ----------------------------------------------------------------------
+if [ -s "$MATRIX_RESULTS" ]; then
+    echo
+    echo "## Load matrix (stowage | docker-registry, same run; $(nproc) cores, client on the same machine)"
+    echo
+    echo "| cell | ops/s | MB/s | x | p50 ms | p99 ms | CPU s/GiB | peak RSS MiB | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    # MATRIX label cell ops mbps p50 p99 cpu rss errors
+    awk -F'\t' '
+        { key = $3; if (!(key in seen)) { seen[key] = 1; order[++n] = key }
+          for (i = 4; i <= 10; i++) v[$2, key, i] = $i }
+        function pair(k, i) { return (v["stowage", k, i] == "" ? "-" : v["stowage", k, i]) " \\| " \
+                                     (v["docker-registry", k, i] == "" ? "-" : v["docker-registry", k, i]) }
+        END {
+            for (j = 1; j <= n; j++) {
+                k = order[j]
+                s = v["stowage", k, 5]; d = v["docker-registry", k, 5]
+                if (s == "-" || s == "") { s = v["stowage", k, 4]; d = v["docker-registry", k, 4] }
+                ratio = (s != "" && d != "" && s != "-" && d != "-" && d + 0 > 0) ? sprintf("%.2fx", s / d) : "-"
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", k, pair(k, 4), pair(k, 5), ratio,
+                    pair(k, 6), pair(k, 7), pair(k, 8), pair(k, 9), pair(k, 10)
+            }
+            printf "\n(each cell: stowage | docker-registry; x = stowage / docker-registry in MB/s, or ops/s where no bytes move;\n"
+            printf "CPU s/GiB and peak RSS are the server process, sampled during the cell; lower is better)\n"
+        }' "$MATRIX_RESULTS"
+fi

@@ -29,10 +29,12 @@ pub struct App {
     /// (Authorization header, repository, action) already answered with a 401 challenge for a
     /// registry token that lacks the action (see `handlers::insufficient_scope`).
     pub(crate) challenged: cache::GenCache<([u8; 32], String, u8), ()>,
-    /// (repository, reference) -> (manifest digest, record).
-    pub(crate) resolved: cache::GenCache<(String, String), (Digest, stowage_engine::ManifestRecord)>,
-    /// (repository, blob) -> blob size, for blobs the repository references.
-    pub(crate) blob_sizes: cache::GenCache<(String, Digest), u64>,
+    /// (repository, reference) -> (repository id, manifest digest, record).
+    pub(crate) resolved: cache::GenCache<(String, String), (u64, Digest, stowage_engine::ManifestRecord)>,
+    /// (repository, blob) -> (repository id, blob size), for blobs the repository references.
+    pub(crate) blob_sizes: cache::GenCache<(String, Digest), (u64, u64)>,
+    /// Read-ahead budget and counters of streamed blob bodies.
+    pub(crate) streams: Arc<crate::blob_stream::Streams>,
     /// The web portal's sessions.
     pub(crate) portal: crate::web::Portal,
     /// This App itself, for work handed to blocking threads (see [`App::blocking`]).
@@ -65,6 +67,7 @@ impl App {
             resolved: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
             blob_sizes: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
             portal: Default::default(),
+            streams: Arc::default(),
         })
     }
 

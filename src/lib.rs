@@ -5,6 +5,7 @@ pub mod access;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod blob_stream;
 pub mod body;
 pub mod bootstrap;
 pub mod cache;
@@ -59,6 +60,8 @@ pub async fn run(
     );
     let keys = auth::jwt::Keys::load_or_create(&settings.engine.data_dir)?;
     let store = access::store::Store::new(engine.clone());
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.build_indexes()).await??;
     bootstrap::bootstrap_admin(&store, &settings.engine.data_dir, settings.admin_password.clone()).await?;
     let realm = format!("{}/v2/token", public_url.default_base());
     let mut auth = auth::Auth::new(keys, store, settings.service.clone(), realm);

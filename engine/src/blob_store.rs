@@ -117,6 +117,18 @@ impl BlobStore {
         Ok(Bytes::from_owner(map))
     }
 
+    /// Opens a blob for reading in windows ([`BlobFile::window`]), for bodies streamed in bounded
+    /// pieces rather than mapped whole.
+    pub fn open(&self, digest: &Digest) -> Result<BlobFile> {
+        let path = self.path(digest);
+        let file = File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::BlobUnknown(digest.clone()),
+            _ => Error::io(&path, e),
+        })?;
+        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        Ok(BlobFile { file, len, path })
+    }
+
     /// Removes a blob file (garbage collection). Missing files are fine. Not made durable: a file
     /// that comes back after a crash has no record and is an orphan for the next collection.
     pub fn remove(&self, io: &dyn IoBackend, digest: &Digest) -> Result<()> {
@@ -145,6 +157,56 @@ impl BlobStore {
             }
         }
         Ok(())
+    }
+}
+
+/// An open, immutable blob file read one window at a time. Each window is a mapping of just
+/// that window, populated before it is returned (so the caller's blocking thread takes the disk
+/// wait and the page faults, never the thread that later sends the bytes) and unmapped when the
+/// last `Bytes` over it is dropped: resident memory is bounded by the windows alive, whatever
+/// the size of the blob.
+pub struct BlobFile {
+    file: File,
+    len: u64,
+    path: PathBuf,
+}
+
+impl BlobFile {
+    /// The blob's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `len` bytes at `offset` as zero-copy `Bytes`. `keep` lives exactly as long as the bytes
+    /// (a memory-budget permit, say). Blocking: it waits for the disk.
+    pub fn window<K: Send + Sync + 'static>(&self, offset: u64, len: usize, keep: K) -> Result<Bytes> {
+        let end = offset.checked_add(len as u64).filter(|&e| e <= self.len);
+        if end.is_none() {
+            return Err(Error::RangeNotSatisfiable { start: offset, end: offset + len as u64, len: self.len });
+        }
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        // SAFETY: as in `read`: committed blobs are never truncated or rewritten in place.
+        let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(len).populate().map(&self.file) }
+            .map_err(|e| Error::io(&self.path, e))?;
+        Ok(Bytes::from_owner(Window { map, _keep: keep }))
+    }
+}
+
+/// A mapped window and what must live as long as it.
+struct Window<K> {
+    map: memmap2::Mmap,
+    _keep: K,
+}
+
+impl<K> AsRef<[u8]> for Window<K> {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
     }
 }
 

@@ -226,6 +226,9 @@ impl Inner {
     }
 }
 
+/// Entries per durable batch when a secondary index is built at open.
+const INDEX_BUILD_BATCH: usize = 10_000;
+
 impl Engine {
     /// Opens the store in `cfg.data_dir`, creating it if needed, and recovers upload sessions:
     /// each recorded upload is cut back to its recorded durable offset; files with no record
@@ -278,6 +281,11 @@ impl Engine {
             cfg,
         };
         let engine = Engine { inner: Arc::new(inner) };
+        // Secondary indexes newer than the data directory are built before the first request.
+        let built = engine.inner.catalog.build_tags_by_digest(INDEX_BUILD_BATCH)?;
+        if built > 0 {
+            tracing::info!(entries = built, "built the tag-by-digest index for existing tags");
+        }
         engine.recover_uploads()?;
         Ok(engine)
     }
@@ -518,6 +526,11 @@ impl Engine {
             Err(Error::BlobUnknown(d)) if self.inner.is_quarantined(&d)? => Err(Error::Quarantined(d)),
             other => other,
         }
+    }
+
+    /// Opens a blob for streamed reads in bounded windows. Blocking (one `open` and `fstat`).
+    pub fn open_blob(&self, digest: &Digest) -> Result<blob_store::BlobFile> {
+        self.inner.blobs.open(digest)
     }
 
     /// Stores small bytes (manifests) as a blob linked to `repo`, durably. Hashing and the fsyncs

@@ -68,7 +68,7 @@ struct WorkerDone {
 pub struct UploadWriter {
     pub(crate) inner: Arc<Inner>,
     pub(crate) session: OwnedMutexGuard<Session>,
-    tx: Option<mpsc::Sender<Bytes>>,
+    tx: Option<mpsc::Sender<Vec<Bytes>>>,
     worker: Option<tokio::task::JoinHandle<Result<WorkerDone>>>,
     /// Offset after the bytes accepted so far by this writer.
     offset: u64,
@@ -87,7 +87,7 @@ impl UploadWriter {
         let hasher = session.hasher.take();
         let io = inner.io.clone();
         let busy = session.file_busy.clone();
-        let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+        let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(CHANNEL_CHUNKS);
         let worker = tokio::task::spawn_blocking(move || -> Result<WorkerDone> {
             // Declared first, so released last: after every write of this worker is done.
             let _busy = busy.lock();
@@ -99,14 +99,17 @@ impl UploadWriter {
             };
             let mut writer = io.writer(file, offset).map_err(|e| Error::io(&path, e))?;
             let mut since_kick = 0usize;
-            while let Some(buf) = rx.blocking_recv() {
-                hasher.update(&buf);
-                since_kick += buf.len();
-                writer.write(buf).map_err(|e| Error::io(&path, e))?;
-                if since_kick >= WRITEBACK_EVERY_BYTES {
-                    since_kick = 0;
-                    // A hint only: a refusal here changes nothing about durability.
-                    let _ = writer.start_writeback();
+            // One message may hold several pieces: one wake-up of this thread for all of them.
+            while let Some(pieces) = rx.blocking_recv() {
+                for buf in pieces {
+                    hasher.update(&buf);
+                    since_kick += buf.len();
+                    writer.write(buf).map_err(|e| Error::io(&path, e))?;
+                    if since_kick >= WRITEBACK_EVERY_BYTES {
+                        since_kick = 0;
+                        // A hint only: a refusal here changes nothing about durability.
+                        let _ = writer.start_writeback();
+                    }
                 }
             }
             let end = writer.flush().map_err(|e| Error::io(&path, e))?;
@@ -133,14 +136,21 @@ impl UploadWriter {
     /// Queues a chunk. Refuses, before writing it, a chunk that would take the blob past the size
     /// limit.
     pub async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        self.write_pieces(vec![chunk]).await
+    }
+
+    /// Queues several chunks, in order, as one message to the writer thread: pieces that arrive
+    /// separately are passed on without being copied together, at the cost of one wake-up.
+    /// Refuses them all, before writing any, if they would take the blob past the size limit.
+    pub async fn write_pieces(&mut self, pieces: Vec<Bytes>) -> Result<()> {
         let limit = self.inner.cfg.max_blob_bytes;
-        let size = self.offset.saturating_add(chunk.len() as u64);
+        let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+        let size = self.offset.saturating_add(len);
         if size > limit {
             return Err(Error::BlobTooLarge { size, limit });
         }
-        let len = chunk.len() as u64;
         let tx = self.tx.as_ref().ok_or(Error::WriterGone)?;
-        if tx.send(chunk).await.is_err() {
+        if tx.send(pieces).await.is_err() {
             // The worker stopped early: its error says why.
             return Err(self.join().await.err().unwrap_or(Error::WriterGone));
         }

@@ -3,6 +3,7 @@
 
 pub mod rules;
 pub mod store;
+pub mod visible;
 
 #[cfg(test)]
 mod tests;

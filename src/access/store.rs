@@ -204,8 +204,35 @@ impl Store {
         self.cat().record(Rec::Team(id))
     }
 
+    /// Writes a team and its entries in the membership index, in one durable batch.
     pub fn put_team(&self, t: &TeamRecord) -> Result<()> {
-        self.cat().put_record(Rec::Team(t.id), t)
+        self.cat().write(|b| {
+            self.cat().put_record_into(b, Rec::Team(t.id), t);
+            self.cat().set_team_members_into(b, t.id, t.members.iter().map(String::as_str))
+        })
+    }
+
+    /// Builds the access model's secondary indexes (team membership) for a data directory that
+    /// predates them. Blocking; run once at start, before any request.
+    pub fn build_indexes(&self) -> Result<()> {
+        let built = self.cat().build_members(|| {
+            Ok(self.teams()?.into_iter().map(|t| (t.id, t.members.into_iter().collect())).collect())
+        })?;
+        if built {
+            tracing::info!("built the team membership index");
+        }
+        let built = self.cat().build_readers(|| {
+            Ok(self
+                .cat()
+                .records_by_id::<Acl>(RecKind::Acls)?
+                .into_iter()
+                .map(|(id, acl)| (id, super::visible::readers_of(&acl)))
+                .collect())
+        })?;
+        if built {
+            tracing::info!("built the readers index of sharing settings");
+        }
+        Ok(())
     }
 
     /// Creates a team whose first member and manager is `creator`.
@@ -223,7 +250,8 @@ impl Store {
 
     /// The caller for a user record, with its teams, and the scopes of its credential.
     pub fn caller_for(&self, u: &UserRecord, scopes: Option<BTreeSet<Scope>>) -> Result<Caller> {
-        let teams = self.teams()?.into_iter().filter(|t| t.members.contains(&u.username)).map(|t| t.id).collect();
+        // From the membership index: the user's own entries, never every team.
+        let teams = self.cat().teams_of(&u.username)?.into_iter().collect();
         let via_token = scopes.is_some();
         Ok(Caller {
             user: Some(CallerUser {
@@ -295,12 +323,28 @@ impl Store {
         self.cat().record(Rec::Acl(id))
     }
 
+    /// Writes an entity's sharing settings and its entries in the readers index, in one durable
+    /// batch.
     pub fn set_acl(&self, id: u64, acl: &Acl) -> Result<()> {
-        self.cat().put_record(Rec::Acl(id), acl)
+        self.cat().write(|b| {
+            let old = self.acl(id)?.map(|a| super::visible::readers_of(&a)).unwrap_or_default();
+            self.cat().put_record_into(b, Rec::Acl(id), acl);
+            self.cat().set_readers_into(b, id, &old, &super::visible::readers_of(acl));
+            Ok(())
+        })
     }
 
     pub fn delete_acl(&self, id: u64) -> Result<()> {
-        self.cat().remove_record(Rec::Acl(id))
+        self.cat().write(|b| self.forget_acl_into(b, id))
+    }
+
+    /// Adds the removal of an entity's sharing settings, and of its readers-index entries, to a
+    /// batch of [`Catalog::write`].
+    pub fn forget_acl_into(&self, b: &mut stowage_engine::index::Batch, id: u64) -> Result<()> {
+        let old = self.acl(id)?.map(|a| super::visible::readers_of(&a)).unwrap_or_default();
+        self.cat().set_readers_into(b, id, &old, &[]);
+        self.cat().delete_record_into(b, Rec::Acl(id));
+        Ok(())
     }
 
     pub fn trash_record(&self, id: u64) -> Result<Option<TrashRecord>> {

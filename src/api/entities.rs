@@ -140,7 +140,17 @@ impl App {
 
     pub(super) fn list_projects(&self, call: &Call) -> ApiResult {
         let mut out = Vec::new();
-        for p in self.auth.store.projects()? {
+        // A non-admin's candidates come from the readers index, never from every project.
+        let projects = if call.caller.is_admin() {
+            self.auth.store.projects()?
+        } else {
+            let mut ps = Vec::new();
+            for id in self.auth.store.readable_entities(&call.caller)? {
+                ps.extend(self.auth.store.project(id)?);
+            }
+            ps
+        };
+        for p in projects {
             let e = Ent::Project(p);
             if self.in_trash(&e)? {
                 continue;
@@ -408,7 +418,6 @@ impl App {
         Ok((StatusCode::OK, self.ent_json(&self.ent(id)?)?))
     }
 
-    /// Purge: index entries go now; blobs are left to garbage collection.
     /// Purge: every index entry of the entity (for a project: of its repositories too) goes in
     /// one batch, written under the catalog's lock after checking again that the entity is still
     /// in the trash; blobs are left to garbage collection.
@@ -417,6 +426,28 @@ impl App {
         let ent = self.ent(id)?;
         let store = &self.auth.store;
         let cat = self.engine.catalog();
+        // The bulk of each repository's entries goes first in bounded batches, each only while
+        // the entity is still in the trash; the batch below then removes what is left.
+        let still_trashed = || Ok(store.trash_record(t.id)?.is_some());
+        let mut repo_ids = Vec::new();
+        match &ent {
+            Ent::Managed(r) => repo_ids.push(r.id),
+            Ent::External(_) => {}
+            Ent::Project(p) => {
+                let prefix = format!("{}/", syn(p.id));
+                for (name, rid) in cat.list_repo_names(Some(&syn(p.id)), usize::MAX)? {
+                    if !name.starts_with(&prefix) {
+                        break;
+                    }
+                    repo_ids.push(rid);
+                }
+            }
+        }
+        for rid in repo_ids {
+            if !cat.purge_repo_batched(rid, PURGE_BATCH_KEYS, still_trashed)? {
+                return Err(not_found(format!("{id} is not in your trash")));
+            }
+        }
         let purged = cat.write(|b| {
             // Restored by someone else meanwhile: purge nothing.
             if store.trash_record(t.id)?.is_none() {
@@ -424,7 +455,7 @@ impl App {
             }
             let mut repo = |rid: u64, entity_record: bool| -> stowage_engine::Result<()> {
                 cat.purge_repo_into(b, rid)?;
-                cat.delete_record_into(b, Rec::Acl(rid));
+                store.forget_acl_into(b, rid)?;
                 cat.delete_record_into(b, Rec::Trash(rid));
                 if entity_record {
                     cat.delete_record_into(b, Rec::Entity(rid));
@@ -445,7 +476,7 @@ impl App {
                     for x in store.external_repos(p.id)? {
                         repo(x.id, true)?;
                     }
-                    cat.delete_record_into(b, Rec::Acl(p.id));
+                    store.forget_acl_into(b, p.id)?;
                     cat.delete_record_into(b, Rec::Entity(p.id));
                 }
             }
@@ -496,33 +527,38 @@ impl App {
         let limit = parse_num(call.q("limit"), 100)?.min(LIST_LIMIT_MAX);
         let offset = parse_num(call.q("offset"), 0)?;
         let cat = self.engine.catalog();
+        let sort = call.q("sort").unwrap_or("tag");
+        let order = call.q("order").unwrap_or("asc");
+        if !matches!(sort, "tag" | "created") {
+            return Err(bad_request(format!("sort={sort:?}: use created or tag")));
+        }
+        if !matches!(order, "asc" | "desc") {
+            return Err(bad_request(format!("order={order:?}: use asc or desc")));
+        }
+        // By tag, ascending (the default): the index order, so only the page's records are read
+        // (and the keys counted for the total). Other orders read every tag record.
+        let in_index_order = sort == "tag" && order == "asc";
+        let want = if in_index_order { offset.saturating_add(limit) } else { usize::MAX };
         let mut rows = Vec::new();
-        for (tag, rec) in cat.tag_records(e.id(), None, usize::MAX)? {
-            let m = cat.manifest(e.id(), &rec.digest)?;
-            rows.push((tag, rec, m));
+        for (tag, rec) in cat.tag_records(e.id(), None, want)? {
+            rows.push((tag, rec));
         }
-        match call.q("sort").unwrap_or("tag") {
-            "tag" => {}
-            "created" => rows.sort_by_key(|(t, r, _)| (r.time, t.clone())),
-            other => return Err(bad_request(format!("sort={other:?}: use created or tag"))),
+        if sort == "created" {
+            rows.sort_by_key(|(t, r)| (r.time, t.clone()));
         }
-        match call.q("order").unwrap_or("asc") {
-            "asc" => {}
-            "desc" => rows.reverse(),
-            other => return Err(bad_request(format!("order={other:?}: use asc or desc"))),
+        if order == "desc" {
+            rows.reverse();
         }
-        let total = rows.len();
-        let tags: Vec<Value> = rows
-            .into_iter()
-            .skip(offset)
-            .take(limit)
-            .map(|(tag, r, m)| {
-                json!({
-                    "tag": tag, "digest": r.digest, "pushed": r.time, "pusher": r.pusher,
-                    "media_type": m.as_ref().map(|m| m.media_type.clone()), "size": m.as_ref().map(|m| m.size),
-                })
-            })
-            .collect();
+        let total = if in_index_order { cat.count_tags(e.id())? } else { rows.len() };
+        // Manifest records only for the page.
+        let mut tags: Vec<Value> = Vec::new();
+        for (tag, r) in rows.into_iter().skip(offset).take(limit) {
+            let m = cat.manifest(e.id(), &r.digest)?;
+            tags.push(json!({
+                "tag": tag, "digest": r.digest, "pushed": r.time, "pusher": r.pusher,
+                "media_type": m.as_ref().map(|m| m.media_type.clone()), "size": m.as_ref().map(|m| m.size),
+            }));
+        }
         Ok((StatusCode::OK, json!({ "repository": syn(e.id()), "name": e.name(), "total": total, "tags": tags })))
     }
 
@@ -581,3 +617,6 @@ fn parse_num(v: Option<&str>, default: usize) -> Result<usize, ApiErr> {
 fn trash_json(t: &TrashRecord) -> Value {
     json!({ "id": syn(t.id), "kind": t.kind, "name": t.name, "deleted_by": t.deleted_by, "deleted_at": t.deleted_at })
 }
+
+/// Index keys deleted per durable batch when a repository is purged.
+const PURGE_BATCH_KEYS: usize = 10_000;

@@ -18,12 +18,15 @@ impl App {
         req: Request<Incoming>,
     ) -> Result<Resp, ApiError> {
         let unknown = || ApiError::not_found(Code::BlobUnknown, format!("blob {digest} is not in repository {name}"));
-        let generation = self.engine.catalog().generation();
+        let scopes = self.engine.catalog().scopes();
         let key = (name.as_str().to_string(), digest.clone());
-        let len = match self.blob_sizes.get(&key, generation) {
-            Some(len) => len,
+        let len = match self.blob_sizes.get(&key, |v| scopes.repo(v.0)) {
+            Some((_, len)) => len,
             None => {
+                // As for manifests: the global part before the name is looked up.
+                let global = scopes.global();
                 let repo = self.repo(name)?;
+                let generation = global + scopes.repo_only(repo.id);
                 if !self.engine.catalog().is_linked(repo.id, digest)? {
                     return Err(unknown());
                 }
@@ -35,7 +38,7 @@ impl App {
                     }
                     other => other?.ok_or_else(unknown)?,
                 };
-                self.blob_sizes.put(key, generation, len);
+                self.blob_sizes.put(key, generation, (repo.id, len));
                 len
             }
         };
@@ -57,16 +60,9 @@ impl App {
             Some((s, e)) => (StatusCode::PARTIAL_CONTENT, e - s + 1),
             None => (StatusCode::OK, len),
         };
-        let body = if head || body_len == 0 {
-            crate::body::empty()
-        } else {
-            let engine = self.engine.clone();
-            let d = digest.clone();
-            let bytes = tokio::task::spawn_blocking(move || engine.read_blob(&d, span))
-                .await
-                .map_err(|e| ApiError::internal("blob read task failed", &e))??;
-            full(bytes)
-        };
+        let start = span.map_or(0, |(s, _)| s);
+        let body =
+            if head || body_len == 0 { crate::body::empty() } else { self.blob_body(digest, start, body_len).await? };
         let mut resp = Response::new(body);
         *resp.status_mut() = status;
         let h = resp.headers_mut();
@@ -85,6 +81,28 @@ impl App {
             }
         }
         Ok(resp)
+    }
+
+    /// The body of `len` bytes of the blob from `start`: read at once when small, else streamed
+    /// in bounded pieces (see [`crate::blob_stream`]). The span has been checked against the
+    /// blob's length.
+    async fn blob_body(&self, digest: &Digest, start: u64, len: u64) -> Result<crate::body::Body, ApiError> {
+        let engine = self.engine.clone();
+        let d = digest.clone();
+        if len <= crate::blob_stream::SINGLE_READ_BYTES {
+            let span = Some((start, start + len - 1));
+            let bytes = tokio::task::spawn_blocking(move || engine.read_blob(&d, span))
+                .await
+                .map_err(|e| ApiError::internal("blob read task failed", &e))??;
+            return Ok(full(bytes));
+        }
+        let file = tokio::task::spawn_blocking(move || engine.open_blob(&d))
+            .await
+            .map_err(|e| ApiError::internal("blob open task failed", &e))??;
+        if start.checked_add(len).is_none_or(|end| end > file.len()) {
+            return Err(ApiError::internal("blob is shorter than its record", &format!("{digest}")));
+        }
+        Ok(self.streams.body(file, start, len, crate::blob_stream::PIECE_BYTES, crate::blob_stream::WINDOW_BYTES))
     }
 
     /// end-10: `DELETE /v2/<name>/blobs/<digest>`: removes the blob from the repository; the bytes

@@ -43,9 +43,15 @@ impl App {
         let n = self.page_size(&page);
         let mut names: Vec<String> = Vec::new();
         let mut cursor = page.last.clone();
-        // Scan in batches until a page of visible names (plus one, to know if there is more) is
-        // found or the repositories run out.
-        while n > 0 && names.len() <= n {
+        if n > 0 && !who.caller.is_admin() {
+            // From the readers index: only what this caller may see is read.
+            names = self.auth.store.visible_repo_names(&who.caller, page.last.as_deref(), n + 1, |name| {
+                self.visible_repo(&who.caller, name)
+            })?;
+        }
+        // Administrators see every repository: scan the names in batches until a page (plus
+        // one, to know if there is more) is found or the repositories run out.
+        while n > 0 && who.caller.is_admin() && names.len() <= n {
             let batch = self.engine.catalog().list_repo_names(cursor.as_deref(), 256)?;
             let Some((last, _)) = batch.last() else { break };
             cursor = Some(last.clone());

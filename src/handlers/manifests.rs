@@ -55,14 +55,18 @@ impl App {
         reference: &Reference,
         head: bool,
     ) -> Result<Resp, ApiError> {
-        let generation = self.engine.catalog().generation();
+        let scopes = self.engine.catalog().scopes();
         let key = (name.as_str().to_string(), reference.to_string());
-        let (digest, rec) = match self.resolved.get(&key, generation) {
-            Some(hit) => hit,
+        let (digest, rec) = match self.resolved.get(&key, |v| scopes.repo(v.0)) {
+            Some((_, d, r)) => (d, r),
             None => {
+                // The global part before the name is looked up, the repository's own part
+                // before its records are read.
+                let global = scopes.global();
                 let repo = self.repo(name)?;
+                let generation = global + scopes.repo_only(repo.id);
                 let (d, r) = self.resolve(&repo, name, reference)?;
-                self.resolved.put(key, generation, (d.clone(), r.clone()));
+                self.resolved.put(key, generation, (repo.id, d.clone(), r.clone()));
                 (d, r)
             }
         };

@@ -118,13 +118,14 @@ impl App {
         authority: Option<&str>,
         peer: IpAddr,
     ) -> Result<Authenticated, ApiError> {
-        let generation = self.engine.catalog().generation();
+        // Decisions read the access model and repository names: that is their scope.
+        let generation = self.engine.catalog().scopes().access();
         // Keyed by a hash of the whole header: fixed size whatever the client sends.
         let credential = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
         let mut credential_hash = [0u8; 32];
         credential_hash.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, credential).as_ref());
         let key = (credential_hash, ep.name().map(|n| n.as_str().to_string()).unwrap_or_default(), ep.action() as u8);
-        if let Some(who) = self.decisions.get(&key, generation) {
+        if let Some(who) = self.decisions.get(&key, |_| self.engine.catalog().scopes().access()) {
             return Ok(who);
         }
         let who = self.authorize_uncached(ep, headers, authority, peer, &key).await?;
@@ -217,7 +218,7 @@ impl App {
         act: RegistryAction,
     ) -> ApiError {
         let message = format!("the token does not grant {} on {name}; ask for a new token", act.as_str());
-        if self.challenged.get(key, 0).is_some() {
+        if self.challenged.get(key, |_| 0).is_some() {
             let challenge = format!(r#"{},error="insufficient_scope""#, self.auth.challenge(base, Some(scope)));
             return ApiError::new(StatusCode::FORBIDDEN, Code::Denied, message)
                 .with_header(header::WWW_AUTHENTICATE, &challenge);
@@ -278,6 +279,29 @@ impl App {
         out.push_str("# HELP stowage_index_writes_total Index write batches since start.\n");
         out.push_str("# TYPE stowage_index_writes_total counter\n");
         let _ = writeln!(out, "stowage_index_writes_total {}", self.engine.catalog().generation() / 2);
+        out.push_str("# HELP stowage_blob_stream_read_bytes_total Blob bytes read for streamed bodies.\n");
+        out.push_str("# TYPE stowage_blob_stream_read_bytes_total counter\n");
+        let _ = writeln!(out, "stowage_blob_stream_read_bytes_total {}", self.streams.read_bytes());
+        out.push_str(
+            "# HELP stowage_blob_streams_abandoned_total Streamed bodies stopped because the client went away.\n",
+        );
+        out.push_str("# TYPE stowage_blob_streams_abandoned_total counter\n");
+        let _ = writeln!(out, "stowage_blob_streams_abandoned_total {}", self.streams.abandoned());
+        out.push_str("# HELP stowage_blob_stream_window_peak_bytes Most bytes one response held read and unsent.\n");
+        out.push_str("# TYPE stowage_blob_stream_window_peak_bytes gauge\n");
+        let _ = writeln!(out, "stowage_blob_stream_window_peak_bytes {}", self.streams.peak_window_bytes());
+        out.push_str("# HELP stowage_cache_hits_total Hot-path cache lookups answered from the cache.\n");
+        out.push_str("# TYPE stowage_cache_hits_total counter\n");
+        out.push_str("# HELP stowage_cache_misses_total Hot-path cache lookups that read the index.\n");
+        out.push_str("# TYPE stowage_cache_misses_total counter\n");
+        for (name, (hits, misses)) in [
+            ("authorization", self.decisions.hits_and_misses()),
+            ("manifest_by_reference", self.resolved.hits_and_misses()),
+            ("blob_size", self.blob_sizes.hits_and_misses()),
+        ] {
+            let _ = writeln!(out, "stowage_cache_hits_total{{cache=\"{name}\"}} {hits}");
+            let _ = writeln!(out, "stowage_cache_misses_total{{cache=\"{name}\"}} {misses}");
+        }
         out.push_str("# HELP stowage_storage_writable 1 while storage accepts writes, 0 after a failed fsync.\n");
         out.push_str("# TYPE stowage_storage_writable gauge\n");
         let _ = writeln!(out, "stowage_storage_writable {}", u8::from(self.engine.check_writable().is_ok()));

@@ -8,6 +8,8 @@
 //! - `links`: repo id ++ digest key -> (); `links_by_blob`: digest key ++ repo id -> ()
 //! - `manifests`: repo id ++ digest key -> [`ManifestRecord`]
 //! - `tags`: repo id ++ tag -> [`TagRecord`]; `history`: repo id ++ seq (u64) -> [`Commit`]
+//! - `tags_by_digest`: repo id ++ digest key ++ tag -> () (the tags pointing at a manifest, so
+//!   deleting it reads only those; built on open for data written before it existed)
 //! - `referrers`: repo id ++ subject key ++ manifest key -> ()
 //! - `refs_by_blob`: referenced digest key ++ repo id ++ manifest key -> () (what GC re-checks)
 //! - `uploads`: upload id -> [`UploadRecord`]; `meta`: counter name -> u64
@@ -128,6 +130,13 @@ fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
 
 const UNIT: &[u8] = b"";
 
+/// In `meta`: present once `tags_by_digest` holds an entry for every tag.
+const TAGS_BY_DIGEST_BUILT: &[u8] = b"index/tags_by_digest";
+
+fn tag_by_digest_key(repo: u64, digest: &Digest, tag: &str) -> Vec<u8> {
+    cat(&cat(&repo_key(repo), &digest.to_key()), tag.as_bytes())
+}
+
 fn counter_key(name: &str) -> Vec<u8> {
     cat(b"counter/", name.as_bytes())
 }
@@ -140,6 +149,9 @@ pub struct Catalog {
     /// Bumped by every write, so callers can cache what they read and know exactly when it may
     /// be stale (any write at all, here or in the access model, invalidates).
     generation: std::sync::atomic::AtomicU64,
+    /// Generations per scope (repository, access model), for caches that must survive writes
+    /// elsewhere.
+    scopes: super::scopes::Scopes,
 }
 
 impl Catalog {
@@ -155,6 +167,7 @@ impl Catalog {
             index,
             write_lock: Mutex::new(()),
             generation: std::sync::atomic::AtomicU64::new(0),
+            scopes: super::scopes::Scopes::default(),
         }
     }
 
@@ -166,6 +179,11 @@ impl Catalog {
     /// generation was `g` is still current while `generation()` returns `g`.
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Generations scoped to what a write changed (see [`super::scopes`]).
+    pub fn scopes(&self) -> &super::scopes::Scopes {
+        &self.scopes
     }
 
     fn bump(&self) {
@@ -210,7 +228,9 @@ impl Catalog {
     /// durable before it returns.
     pub fn insert_new<T: Serialize>(&self, tree: Tree, key: &[u8], value: &T) -> Result<bool> {
         let value = encode(value);
+        let touched = super::scopes::Touched::of([super::scopes::scope_of_key(tree, key, false)]);
         self.bump();
+        self.scopes.bump_touched(&touched);
         let res = self.group.apply_with(|idx| {
             let mut b = Batch::default();
             if idx.get(tree, key)?.is_some() {
@@ -220,6 +240,7 @@ impl Catalog {
             Ok((b, true))
         });
         self.bump();
+        self.scopes.bump_touched(&touched);
         let (inserted, pending) = res?;
         self.group.wait(pending)?;
         Ok(inserted)
@@ -282,11 +303,20 @@ impl Catalog {
         self.group.flushes()
     }
 
+    /// Applies a batch that becomes durable with the next flush, whoever asks for it: for
+    /// markers whose loss in a crash costs only redoing work.
+    pub(crate) fn apply_unwaited(&self, batch: Batch) -> Result<()> {
+        self.apply(batch).map(|_not_waited| ())
+    }
+
     fn apply(&self, batch: Batch) -> Result<Pending> {
         // Bump before and after: a reader that cached between the two sees a new generation.
+        let touched = super::scopes::Touched::of(batch.ops.iter().map(super::scopes::scope_of));
         self.bump();
+        self.scopes.bump_touched(&touched);
         let res = self.group.apply(batch);
         self.bump();
+        self.scopes.bump_touched(&touched);
         res
     }
 
@@ -370,6 +400,57 @@ impl Catalog {
         self.write(|b| self.purge_repo_into(b, id)).map(|_| ())
     }
 
+    /// Deletes a repository's entries (tags, history, manifests, referrers, links and their
+    /// reverse entries) in durable batches of at most about `batch` keys, so a repository with
+    /// hundreds of thousands of tags never makes one huge write (sled degrades badly after very
+    /// large batches). Before each batch, under the write lock, `still` is asked whether to go on
+    /// (the repository is still in the trash, say); returns false if it said no. The name and
+    /// record stay: finish with [`Catalog::purge_repo_into`], which then has little left to do.
+    /// A crash part way leaves a repository partly emptied and still named, and purging again
+    /// finishes it.
+    pub fn purge_repo_batched(&self, id: u64, batch: usize, still: impl Fn() -> Result<bool>) -> Result<bool> {
+        let rk = repo_key(id);
+        let batch = batch.max(1);
+        loop {
+            let more = self.write(|b| {
+                if !still()? {
+                    return Ok(None);
+                }
+                let mut left = batch;
+                for tree in [Tree::Tags, Tree::TagsByDigest, Tree::History, Tree::Referrers] {
+                    for k in self.index.scan_keys(tree, &rk, None, left)? {
+                        b.delete(tree, k);
+                        left -= 1;
+                    }
+                    if left == 0 {
+                        return Ok(Some(true));
+                    }
+                }
+                for (k, m) in self.scan::<ManifestRecord>(Tree::Manifests, &rk, None, left)? {
+                    for r in m.refs.iter().chain(&m.subject) {
+                        b.delete(Tree::RefsByBlob, cat(&cat(&r.to_key(), &rk), &k[8..]));
+                    }
+                    b.delete(Tree::Manifests, k);
+                    left -= 1;
+                }
+                if left == 0 {
+                    return Ok(Some(true));
+                }
+                for k in self.index.scan_keys(Tree::Links, &rk, None, left)? {
+                    b.delete(Tree::LinksByBlob, cat(&k[8..], &rk));
+                    b.delete(Tree::Links, k);
+                    left -= 1;
+                }
+                Ok(Some(left == 0))
+            })?;
+            match more {
+                None => return Ok(false),
+                Some(true) => continue,
+                Some(false) => return Ok(true),
+            }
+        }
+    }
+
     /// Adds the deletions of [`Catalog::purge_repo`] to `b`, so a caller can purge a repository
     /// together with records of its own (ACLs, trash, entities) in one batch. Call it inside
     /// [`Catalog::write`], which holds the lock that keeps the list of entries current. Returns
@@ -384,7 +465,7 @@ impl Catalog {
                 b.delete(Tree::RefsByBlob, cat(&cat(&r.to_key(), &rk), &k[8..]));
             }
         }
-        for tree in [Tree::Tags, Tree::History, Tree::Manifests, Tree::Referrers] {
+        for tree in [Tree::Tags, Tree::TagsByDigest, Tree::History, Tree::Manifests, Tree::Referrers] {
             self.index.for_each_key(tree, &rk, &mut |k| {
                 b.delete(tree, k.to_vec());
                 true
@@ -601,6 +682,7 @@ impl Catalog {
         if let Some((tag, pusher)) = tag {
             let time = now_secs();
             let seq = self.next_id("history")?;
+            self.point_tag_into(b, repo, tag, digest)?;
             b.put(
                 Tree::Tags,
                 cat(&rk, tag.as_bytes()),
@@ -676,11 +758,13 @@ impl Catalog {
         if let Some(subject) = &rec.subject {
             b.delete(Tree::Referrers, cat(&cat(&rk, &subject.to_key()), &digest.to_key()));
         }
-        for (k, t) in self.scan::<TagRecord>(Tree::Tags, &rk, None, usize::MAX)? {
-            if &t.digest == digest {
-                b.delete(Tree::Tags, k);
-            }
-        }
+        // Only the tags pointing at this manifest, from the reverse index.
+        let prefix = cat(&rk, &digest.to_key());
+        self.index.for_each_key(Tree::TagsByDigest, &prefix, &mut |k| {
+            b.delete(Tree::Tags, cat(&rk, &k[prefix.len()..]));
+            b.delete(Tree::TagsByDigest, k.to_vec());
+            true
+        })?;
         self.unlink_into(b, repo, digest)?;
         Ok(true)
     }
@@ -701,6 +785,16 @@ impl Catalog {
             .collect())
     }
 
+    /// How many tags a repository has: its keys are counted, no record is read.
+    pub fn count_tags(&self, repo: u64) -> Result<usize> {
+        let mut n = 0;
+        self.index.for_each_key(Tree::Tags, &repo_key(repo), &mut |_| {
+            n += 1;
+            true
+        })?;
+        Ok(n)
+    }
+
     /// Tags with their records, in lexical order.
     pub fn tag_records(&self, repo: u64, after: Option<&str>, limit: usize) -> Result<Vec<(String, TagRecord)>> {
         let rk = repo_key(repo);
@@ -715,12 +809,53 @@ impl Catalog {
     pub fn delete_tag(&self, repo: u64, tag: &str) -> Result<bool> {
         let key = cat(&repo_key(repo), tag.as_bytes());
         self.write(|b| {
-            if self.index.get(Tree::Tags, &key)?.is_none() {
-                return Ok(false);
-            }
+            let Some(old) = self.get::<TagRecord>(Tree::Tags, &key)? else { return Ok(false) };
+            b.delete(Tree::TagsByDigest, tag_by_digest_key(repo, &old.digest, tag));
             b.delete(Tree::Tags, key.clone());
             Ok(true)
         })
+    }
+
+    /// Adds to `b` the reverse-index change of pointing `tag` at `digest`: the entry under the
+    /// digest it pointed at before goes, the new one comes. The caller writes the tag itself.
+    fn point_tag_into(&self, b: &mut Batch, repo: u64, tag: &str, digest: &Digest) -> Result<()> {
+        if let Some(old) = self.get::<TagRecord>(Tree::Tags, &cat(&repo_key(repo), tag.as_bytes()))? {
+            if &old.digest != digest {
+                b.delete(Tree::TagsByDigest, tag_by_digest_key(repo, &old.digest, tag));
+            }
+        }
+        b.put(Tree::TagsByDigest, tag_by_digest_key(repo, digest, tag), super::codec::seal(UNIT));
+        Ok(())
+    }
+
+    /// Builds the tag reverse index when the data directory predates it (a marker in `meta` says
+    /// it is complete), in durable batches of at most `batch` entries. Run at open, before any
+    /// request; a crash part way leaves no marker, so the next open builds it again (the puts
+    /// are idempotent). Returns how many entries were written.
+    pub fn build_tags_by_digest(&self, batch: usize) -> Result<u64> {
+        if self.index.get(Tree::Meta, TAGS_BY_DIGEST_BUILT)?.is_some() {
+            return Ok(0);
+        }
+        let mut after: Option<Vec<u8>> = None;
+        let mut written = 0u64;
+        loop {
+            let page = self.scan::<TagRecord>(Tree::Tags, b"", after.as_deref(), batch.max(1))?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let mut b = Batch::default();
+            for (k, t) in &page {
+                let (Some(rk), Some(tag)) = (k.get(..8), k.get(8..)) else { continue };
+                b.put(Tree::TagsByDigest, cat(&cat(rk, &t.digest.to_key()), tag), super::codec::seal(UNIT));
+                written += 1;
+            }
+            self.commit(b)?;
+        }
+        // Not waited for: the entries above are durable already, so the marker may become
+        // durable with whatever flush comes next (a crash before it only means building again).
+        let mut b = Batch::default();
+        b.put(Tree::Meta, TAGS_BY_DIGEST_BUILT, encode(&1u8));
+        self.apply_unwaited(b)?;
+        Ok(written)
     }
 
     /// Appends a history entry without moving a managed tag (external repositories' commits).
@@ -736,6 +871,7 @@ impl Catalog {
                 pusher: pusher.to_string(),
             };
             b.put(Tree::History, cat(&rk, &seq.to_be_bytes()), encode(&commit));
+            self.point_tag_into(b, repo, tag, digest)?;
             b.put(
                 Tree::Tags,
                 cat(&rk, tag.as_bytes()),

@@ -13,6 +13,7 @@ pub mod fault;
 pub(crate) mod group;
 pub mod mem;
 pub mod records;
+pub mod scopes;
 pub mod sled_index;
 #[doc(hidden)]
 pub mod suite;
@@ -50,10 +51,18 @@ pub enum Tree {
     Quarantine = 29,
     /// Per-project storage quotas: project id -> bytes (u64). Index format 2.
     Quotas = 30,
+    /// Which tags point at a manifest: repo id ++ digest key ++ tag -> (). Built on open when an
+    /// older data directory lacks it.
+    TagsByDigest = 31,
+    /// Team memberships both ways: `u` ++ user ++ 0 ++ team id and `t` ++ team id ++ user -> ().
+    Members = 32,
+    /// Who may read what: principal key ++ entity id -> () for every entity whose own sharing
+    /// settings give that principal READ (listings in the caller's visibility).
+    Readers = 33,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 21] = [
+    pub const ALL: [Tree; 24] = [
         Tree::Meta,
         Tree::Repos,
         Tree::RepoNames,
@@ -75,6 +84,9 @@ impl Tree {
         Tree::Audit,
         Tree::Quarantine,
         Tree::Quotas,
+        Tree::TagsByDigest,
+        Tree::Members,
+        Tree::Readers,
     ];
 
     /// The tree whose on-disk number is `n` (snapshots store trees by number).
@@ -105,6 +117,9 @@ impl Tree {
             Tree::Audit => "audit",
             Tree::Quarantine => "quarantine",
             Tree::Quotas => "quotas",
+            Tree::TagsByDigest => "tags_by_digest",
+            Tree::Members => "members",
+            Tree::Readers => "readers",
         }
     }
 }

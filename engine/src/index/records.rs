@@ -145,6 +145,143 @@ impl Catalog {
     }
 }
 
+/// In `meta`: present once `readers` holds the readers of every entity's sharing settings.
+const READERS_BUILT: &[u8] = b"index/readers";
+
+/// In `meta`: present once `members` holds every team's members.
+const MEMBERS_BUILT: &[u8] = b"index/members";
+
+fn member_key(user: &str, team: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(user.len() + 10);
+    k.push(b'u');
+    k.extend_from_slice(user.as_bytes());
+    // User names never hold a 0 byte, so `u` ++ name ++ 0 is a prefix of that user's keys only.
+    k.push(0);
+    k.extend_from_slice(&team.to_be_bytes());
+    k
+}
+
+fn team_member_key(team: u64, user: &str) -> Vec<u8> {
+    let mut k = vec![b't'];
+    k.extend_from_slice(&team.to_be_bytes());
+    k.extend_from_slice(user.as_bytes());
+    k
+}
+
+impl Catalog {
+    /// Adds a record write to a batch of [`Catalog::write`].
+    pub fn put_record_into<T: Serialize>(&self, b: &mut super::Batch, r: Rec<'_>, value: &T) {
+        b.put(r.tree(), r.key(), super::codec::encode(value));
+    }
+
+    /// Adds to `b` what makes the membership index say that team `team` has exactly `members`
+    /// (none: the team is gone). Call it inside [`Catalog::write`], which keeps the members read
+    /// here current until the batch applies.
+    pub fn set_team_members_into<'a>(
+        &self,
+        b: &mut super::Batch,
+        team: u64,
+        members: impl IntoIterator<Item = &'a str>,
+    ) -> Result<()> {
+        let prefix = team_member_key(team, "");
+        let mut old = std::collections::BTreeSet::new();
+        self.index().for_each_key(Tree::Members, &prefix, &mut |k| {
+            old.insert(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+            true
+        })?;
+        let new: std::collections::BTreeSet<&str> = members.into_iter().collect();
+        for gone in old.iter().filter(|u| !new.contains(u.as_str())) {
+            b.delete(Tree::Members, member_key(gone, team));
+            b.delete(Tree::Members, team_member_key(team, gone));
+        }
+        for came in new.iter().filter(|u| !old.contains(**u)) {
+            b.put(Tree::Members, member_key(came, team), super::codec::seal(b""));
+            b.put(Tree::Members, team_member_key(team, came), super::codec::seal(b""));
+        }
+        Ok(())
+    }
+
+    /// The ids of the teams `user` is a member of, from the membership index: reads that user's
+    /// entries only.
+    pub fn teams_of(&self, user: &str) -> Result<Vec<u64>> {
+        let mut prefix = vec![b'u'];
+        prefix.extend_from_slice(user.as_bytes());
+        prefix.push(0);
+        let mut out = Vec::new();
+        self.index().for_each_key(Tree::Members, &prefix, &mut |k| {
+            out.push(id_of(&k[prefix.len()..]));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Adds to `b` what moves entity `entity`'s entries in the readers index from the principals
+    /// `old` to `new` (principal keys as the access model builds them; they must be prefix-free,
+    /// so one principal's scan never meets another's keys). Call it inside [`Catalog::write`]
+    /// with `old` read there.
+    pub fn set_readers_into(&self, b: &mut super::Batch, entity: u64, old: &[Vec<u8>], new: &[Vec<u8>]) {
+        let key = |p: &[u8]| {
+            let mut k = p.to_vec();
+            k.extend_from_slice(&entity.to_be_bytes());
+            k
+        };
+        for p in old.iter().filter(|p| !new.contains(p)) {
+            b.delete(Tree::Readers, key(p));
+        }
+        for p in new.iter().filter(|p| !old.contains(p)) {
+            b.put(Tree::Readers, key(p), super::codec::seal(b""));
+        }
+    }
+
+    /// The entities whose own sharing settings give `principal` READ: reads that principal's
+    /// entries only.
+    pub fn readable_by(&self, principal: &[u8]) -> Result<Vec<u64>> {
+        let mut out = Vec::new();
+        self.index().for_each_key(Tree::Readers, principal, &mut |k| {
+            out.push(id_of(&k[principal.len()..]));
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// Builds the readers index for a data directory that predates it, if it was never built:
+    /// `acls` gives each entity with sharing settings and the principal keys they give READ.
+    pub fn build_readers(&self, acls: impl FnOnce() -> Result<Vec<(u64, Vec<Vec<u8>>)>>) -> Result<bool> {
+        if self.index().get(Tree::Meta, READERS_BUILT)?.is_some() {
+            return Ok(false);
+        }
+        for chunk in acls()?.chunks(1_000) {
+            self.write(|b| {
+                for (id, readers) in chunk {
+                    self.set_readers_into(b, *id, &[], readers);
+                }
+                Ok(())
+            })?;
+        }
+        let mut b = super::Batch::default();
+        b.put(Tree::Meta, READERS_BUILT, super::codec::encode(&1u8));
+        self.apply_unwaited(b)?;
+        Ok(true)
+    }
+
+    /// Builds the membership index for a data directory that predates it, from `teams` (each
+    /// team's id and members), if it was never built; one durable batch per team. Returns whether
+    /// it built. Run before the first request.
+    pub fn build_members(&self, teams: impl FnOnce() -> Result<Vec<(u64, Vec<String>)>>) -> Result<bool> {
+        if self.index().get(Tree::Meta, MEMBERS_BUILT)?.is_some() {
+            return Ok(false);
+        }
+        for (id, members) in teams()? {
+            self.write(|b| self.set_team_members_into(b, id, members.iter().map(String::as_str)))?;
+        }
+        // Not waited for, as in `build_tags_by_digest`: what it vouches for is durable already.
+        let mut b = super::Batch::default();
+        b.put(Tree::Meta, MEMBERS_BUILT, super::codec::encode(&1u8));
+        self.apply_unwaited(b)?;
+        Ok(true)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
