@@ -436,7 +436,7 @@ impl Engine {
                 return Err(Error::OutOfOrder { expected: guard.offset, got });
             }
         }
-        UploadWriter::start(self.inner.clone(), guard)
+        UploadWriter::start(self.inner.clone(), guard).await
     }
 
     /// A writer for a one-shot upload (monolithic push): no session record, nothing to resume.
@@ -459,7 +459,7 @@ impl Engine {
         let s = Arc::new(tokio::sync::Mutex::new(session));
         self.inner.sessions.lock().insert(id, s.clone());
         let guard = s.try_lock_owned().map_err(|_| Error::WriterGone)?;
-        UploadWriter::start(self.inner.clone(), guard)
+        UploadWriter::start(self.inner.clone(), guard).await
     }
 
     /// Cancels an upload and frees its space.

@@ -38,12 +38,15 @@ pub(crate) struct Session {
     pub started: i64,
     /// Set when the session was finished or cancelled while a caller waited on its lock.
     pub gone: bool,
-    /// Held by a request's writer worker for as long as it runs. A request whose client went
-    /// away drops its [`UploadWriter`], and with it the session lock, while the worker may still
-    /// be writing chunks already queued; the next request's worker takes this first, so it never
-    /// truncates and rewrites the file while a stale worker still writes into it (the stored
-    /// bytes would then differ from the bytes hashed).
-    pub file_busy: Arc<parking_lot::Mutex<()>>,
+    /// Held for a request's writer worker from before the worker is spawned until it has
+    /// finished. A request whose client went away drops its [`UploadWriter`], and with it the
+    /// session lock, while the worker may still be writing chunks already queued; the next
+    /// request waits for this first, so its worker never truncates and rewrites the file while a
+    /// stale worker still writes into it, and a stale worker never runs after the next request
+    /// (it used to take this lock only once running, so a worker still queued on the blocking
+    /// pool could start after the next request had committed the file, and truncate and rewrite
+    /// the committed blob).
+    pub file_busy: Arc<tokio::sync::Mutex<()>>,
     /// Whether the upload file's name in `uploads/` is known durable. fdatasync of the file does
     /// not make its directory entry durable: until `uploads/` is fsynced once, power loss may drop
     /// the file and with it every chunk acknowledged so far.
@@ -79,18 +82,19 @@ pub(crate) fn upload_path(dir: &Path, id: &str) -> PathBuf {
 }
 
 impl UploadWriter {
-    pub(crate) fn start(inner: Arc<Inner>, session: OwnedMutexGuard<Session>) -> Result<UploadWriter> {
+    pub(crate) async fn start(inner: Arc<Inner>, session: OwnedMutexGuard<Session>) -> Result<UploadWriter> {
+        // Taken before the worker exists and moved into it: released only when it is done.
+        let busy = session.file_busy.clone().lock_owned().await;
         let path = upload_path(&inner.uploads_dir, &session.id);
         let file = inner.io.open_or_create(&path).map_err(|e| Error::io(&path, e))?;
         let offset = session.offset;
         let mut session = session;
         let hasher = session.hasher.take();
         let io = inner.io.clone();
-        let busy = session.file_busy.clone();
         let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(CHANNEL_CHUNKS);
         let worker = tokio::task::spawn_blocking(move || -> Result<WorkerDone> {
             // Declared first, so released last: after every write of this worker is done.
-            let _busy = busy.lock();
+            let _busy = busy;
             // Drop whatever a failed earlier request left past the durable offset.
             io.set_len(&file, offset).map_err(|e| Error::io(&path, e))?;
             let mut hasher = match hasher {
