@@ -124,7 +124,10 @@ impl App {
         let credential = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
         let mut credential_hash = [0u8; 32];
         credential_hash.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, credential).as_ref());
-        let key = (credential_hash, ep.name().map(|n| n.as_str().to_string()).unwrap_or_default(), ep.action() as u8);
+        // `/v2/` has no action but answers anonymous callers differently from `/healthz` and the
+        // other action-less endpoints (a 401 challenge, which docker login relies on): its own key.
+        let action = if matches!(ep, Endpoint::Base) { u8::MAX } else { ep.action() as u8 };
+        let key = (credential_hash, ep.name().map(|n| n.as_str().to_string()).unwrap_or_default(), action);
         if let Some(who) = self.decisions.get(&key, |_| self.engine.catalog().scopes().access()) {
             return Ok(who);
         }

@@ -17,6 +17,25 @@ async fn healthz_and_readyz() {
     assert_eq!(r.text().await.unwrap(), "ready\n");
 }
 
+/// An anonymous `/healthz` (a load balancer's probe) must not make the next anonymous `/v2/` an
+/// authorized 200: docker login takes a 200 there as "no credentials needed" and logs in
+/// without checking the password. Both answers used to share one cached authorization.
+#[tokio::test]
+async fn an_anonymous_health_probe_does_not_open_the_base_endpoint() {
+    let s = TestServer::start();
+    for _ in 0..2 {
+        let r = anonymous().get(format!("{}/healthz", s.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let r = anonymous().get(s.v2("")).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(header(&r, "www-authenticate").starts_with("Bearer realm="), "{:?}", r.headers());
+        assert_eq!(
+            r.text().await.unwrap(),
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required; run docker login or ask for a token"}]}"#
+        );
+    }
+}
+
 #[tokio::test]
 async fn base_endpoint_is_an_empty_json_object() {
     let s = TestServer::start();
