@@ -285,6 +285,13 @@ mod tests {
         // Leading zeros are digits like any other, and fit.
         let zeros = format!("0-{}7", "0".repeat(150));
         assert_eq!(cr(&zeros), Ok(ContentRange { start: 0, end: 7 }));
+        // Exactly at the limit is still read.
+        let at_limit = format!("0-{}7", "0".repeat(MAX_HEADER_BYTES - 3));
+        assert_eq!(at_limit.len(), MAX_HEADER_BYTES);
+        assert_eq!(cr(&at_limit), Ok(ContentRange { start: 0, end: 7 }));
+        let at_limit = format!("bytes=0-{}7", "0".repeat(MAX_HEADER_BYTES - 9));
+        assert_eq!(at_limit.len(), MAX_HEADER_BYTES);
+        assert_eq!(br(&at_limit), Ok(ByteRange::FromTo { start: 0, end: 7 }));
     }
 
     #[test]
@@ -302,7 +309,22 @@ mod tests {
     #[test]
     fn range_errors() {
         for bad in
-            ["", "bytes", "bytes=", "bytes=-", "bytes=a-b", "bytes=1", "bytes=+1-", "bytes=--1", "bytes=1--", "bytes=,"]
+            // A first position that is not a number is no suffix range: "x-5" is not "-5".
+            [
+                "",
+                "bytes",
+                "bytes=",
+                "bytes=-",
+                "bytes=a-b",
+                "bytes=1",
+                "bytes=+1-",
+                "bytes=--1",
+                "bytes=1--",
+                "bytes=,",
+                "bytes=x-5",
+                "bytes=+1-5",
+                "bytes= 1-5x",
+            ]
         {
             assert_eq!(br(bad), Err(RangeError::BadRange { got: bad.into() }), "{bad:?}");
         }
