@@ -86,12 +86,7 @@ impl BlobStore {
 
     /// The whole blob, or `start..=end` of it, as one zero-copy `Bytes` over a read-only mapping.
     pub fn read(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<Bytes> {
-        let path = self.path(digest);
-        let file = File::open(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::BlobUnknown(digest.clone()),
-            _ => Error::io(&path, e),
-        })?;
-        let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let BlobFile { file, len, path } = self.open(digest)?;
         let (start, end) = match range {
             Some((s, e)) if s > e || e >= len => return Err(Error::RangeNotSatisfiable { start: s, end: e, len }),
             Some(r) => r,
