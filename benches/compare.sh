@@ -203,7 +203,7 @@ if [ -s "$MATRIX_RESULTS" ]; then
                     pair(k, 6), pair(k, 7), pair(k, 8), pair(k, 9), pair(k, 10)
             }
             printf "\n(each cell: stowage | docker-registry; x = stowage / docker-registry in MB/s, or ops/s where no bytes move;\n"
-            printf "CPU s/GiB and peak RSS are the server process, sampled during the cell; lower is better)\n"
+            printf "CPU s/GiB and peak RSS (VmHWM, reset at the start of the cell) are the server process; lower is better)\n"
         }' "$MATRIX_RESULTS"
 fi
 
