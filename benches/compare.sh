@@ -85,6 +85,20 @@ run_load() { # run_load LABEL URL [extra load args...]
 MATRIX_RESULTS="$WORK/matrix.tsv"
 : > "$MATRIX_RESULTS"
 
+# group_need_mib GROUP: free disk (MiB) a matrix group needs: its clients' blobs once each, plus
+# 3 GiB for what the cells push in their seconds beyond that and for the server.
+group_need_mib() {
+    local size="${1%% *}" n="${1#* x}" mib
+    n="${n%% *}"
+    case "$size" in
+        *GiB) mib=$((${size%GiB} * 1024)) ;;
+        *MiB) mib=${size%MiB} ;;
+        *MB) mib=${size%MB} ;;
+        *) echo 3072; return ;;
+    esac
+    echo $((mib * n + 3072))
+}
+
 # run_matrix LABEL: the matrix against fresh servers of kind LABEL (stowage or docker-registry):
 # with --quick in one run, else one group of cells at a time (matrix --list-groups), each on its
 # own server and data dir, removed after it: the full matrix pushes more than the free disk holds.
@@ -97,6 +111,13 @@ run_matrix() {
         dir="$WORK/$label-matrix-$i"
         out="$dir.out"
         mkdir -p "$dir"
+        local need avail
+        need="$(group_need_mib "${g:-reads}")"
+        avail="$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')"
+        if [ "$avail" -lt "$need" ]; then
+            log "matrix against $label${g:+, group $g} SKIPPED: needs ~$need MiB of disk, $avail MiB free"
+            continue
+        fi
         if [ "$label" = stowage ]; then
             start_stowage "$dir" "$STOWAGE_BIN" || { stop_server "$ST_PID"; continue; }
             args=(--url "$ST_URL" --pid "$ST_PID" --user "$ST_USER" --repo "$ST_PROJECT/matrix")
