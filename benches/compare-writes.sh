@@ -55,39 +55,10 @@ GC_MAX="$([ -n "$QUICK" ] && echo 240 || echo 600)"
 log() { echo "compare-writes: $*" >&2; }
 
 WORK="$(mktemp -d /tmp/stowage-writes-XXXXXX)"
-PIDS=()
-cleanup() {
-    local p
-    for p in ${PIDS[@]+"${PIDS[@]}"}; do kill "$p" 2>/dev/null || true; done
-    for p in ${PIDS[@]+"${PIDS[@]}"}; do
-        # bounded wait, then SIGKILL
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-. "$ROOT/benches/servers.sh"
-
-# stop PID: SIGTERM, bounded wait, SIGKILL; then forget it, so that the cleanup never signals a
-# process that was given the same id later.
-stop() {
-    local p keep=()
-    kill "$1" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-    for p in ${PIDS[@]+"${PIDS[@]}"}; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=(${keep[@]+"${keep[@]}"})
-}
+. "$ROOT/benches/servers.sh"   # the cleanup trap: servers in PIDS stopped, $WORK removed
 
 WRITES_BIN="${WRITES_BIN:-}"
-if [ -z "$WRITES_BIN" ]; then
-    cargo bench --bench writes --no-run 2>&1 | tee "$WORK/build-writes.log" >&2
-    WRITES_BIN="$(sed -n 's/.*Executable .*(\(.*\))$/\1/p' "$WORK/build-writes.log" | tail -1)"
-fi
+[ -n "$WRITES_BIN" ] || WRITES_BIN="$(bench_exe writes)"
 if [ -z "$WRITES_BIN" ] || ! [ -x "$WRITES_BIN" ]; then log "could not build benches/writes.rs"; exit 1; fi
 
 RESULTS="$WORK/results.tsv"
@@ -111,18 +82,10 @@ RATE_BACKSTOP=$((SECS + 90))
 
 # --- docker-registry -------------------------------------------------------
 DR_PID=""
-if command -v docker-registry >/dev/null 2>&1; then
-    DR_PORT="$(free_port)"
-    registry_config "$WORK/docker-registry" "$DR_PORT"
-    docker-registry serve "$WORK/docker-registry/config.yml" > "$WORK/docker-registry/log" 2>&1 &
-    DR_PID=$!
-    PIDS+=("$DR_PID")
-    if ! wait_http "http://127.0.0.1:$DR_PORT/v2/" "$DR_PID"; then
-        log "docker-registry did not start:"; cat "$WORK/docker-registry/log" >&2
-        stop "$DR_PID"; DR_PID=""
-    fi
-else
+if ! command -v docker-registry >/dev/null 2>&1; then
     log "docker-registry not installed (apt-get install docker-registry): skipped"
+elif ! start_registry "$WORK/docker-registry"; then
+    stop_server "$DR_PID"; DR_PID=""
 fi
 
 # --- stowage -----------------------------------------------------------------
@@ -136,37 +99,19 @@ if [ "$BUILD" = 1 ]; then
     cargo build --release --bin stowage >&2 || log "release build of stowage failed"
 fi
 
-# start_stowage NAME: starts a stowage with an empty data dir, creates a project; sets ST_PID,
-# ST_URL, ST_USER, ST_REPO. Returns 1 (with the log) if it does not come up.
-start_stowage() {
-    local dir="$WORK/$1" port pw project
-    mkdir -p "$dir/data"
-    # Without a zero grace window nothing the bench pushes is old enough to collect.
-    printf '[storage]\ngc_grace = "0s"\n' > "$dir/config.toml"
-    port="$(free_port)"
-    pw="bench-password-$RANDOM$RANDOM"   # the bootstrap admin password needs 12+ characters
-    STOWAGE_ADMIN_PASSWORD="$pw" "$STOWAGE_BIN" serve --config "$dir/config.toml" \
-        --listen "127.0.0.1:$port" --data-dir "$dir/data" > "$dir/log" 2>&1 &
-    ST_PID=$!
-    PIDS+=("$ST_PID")
-    ST_URL="http://127.0.0.1:$port"
-    ST_USER="admin:$pw"
-    if ! wait_http "$ST_URL/v2/" "$ST_PID"; then
-        log "stowage did not start:"; tail -30 "$dir/log" >&2; return 1
-    fi
-    project="$(curl -s --max-time 10 -u "$ST_USER" -H 'content-type: application/json' \
-        -d '{"name":"writes-bench"}' "$ST_URL/api/v1/projects" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')"
-    if [ -z "$project" ]; then
-        log "could not create a stowage project (POST /api/v1/projects)"; tail -20 "$dir/log" >&2; return 1
-    fi
-    ST_REPO="$project/bench"
+# start_writes_stowage NAME: a stowage with an empty data dir under $WORK/NAME; sets ST_PID,
+# ST_URL, ST_USER, ST_REPO. Without a zero grace window nothing the bench pushes is old enough
+# to collect.
+start_writes_stowage() {
+    start_stowage "$WORK/$1" "$STOWAGE_BIN" $'[storage]\ngc_grace = "0s"' || return 1
+    ST_REPO="$ST_PROJECT/bench"
 }
 
 ST_PID=""
 if ! [ -x "$STOWAGE_BIN" ]; then
     log "no stowage binary at $STOWAGE_BIN: skipped"
-elif ! start_stowage stowage; then
-    stop "$ST_PID"; ST_PID=""
+elif ! start_writes_stowage stowage; then
+    stop_server "$ST_PID"; ST_PID=""
 fi
 
 # --- the rate modes, interleaved -------------------------------------------------
@@ -174,7 +119,7 @@ for round in $(seq 1 "$ROUNDS"); do
     log "round $round of $ROUNDS"
     for mode in manifest-put small-push; do
         if [ -n "$DR_PID" ]; then
-            run_writes docker-registry "$mode" "http://127.0.0.1:$DR_PORT" "$RATE_BACKSTOP" \
+            run_writes docker-registry "$mode" "$DR_URL" "$RATE_BACKSTOP" \
                 --pid "$DR_PID" --repo writes/bench
         fi
         if [ -n "$ST_PID" ]; then
@@ -187,8 +132,8 @@ for round in $(seq 1 "$ROUNDS"); do
             --pid "$ST_PID" --user "$ST_USER" --repo "$ST_REPO" --monolithic
     fi
 done
-[ -z "$DR_PID" ] || stop "$DR_PID"
-[ -z "$ST_PID" ] || stop "$ST_PID"
+[ -z "$DR_PID" ] || stop_server "$DR_PID"
+[ -z "$ST_PID" ] || stop_server "$ST_PID"
 
 # --- GC under load, each on an empty stowage ------------------------------------------
 if [ -x "$STOWAGE_BIN" ]; then
@@ -198,11 +143,11 @@ if [ -x "$STOWAGE_BIN" ]; then
             [ "$GC_RATE" != 0 ] || continue
             pace=(--rate "$GC_RATE")
         fi
-        if start_stowage "gc-$label"; then
+        if start_writes_stowage "gc-$label"; then
             run_writes "$label" gc-get "$ST_URL" $((GC_MAX + 600)) --blobs "$BLOBS" --gc-max-secs "$GC_MAX" \
                 --pid "$ST_PID" --user "$ST_USER" --repo "$ST_REPO" ${pace[@]+"${pace[@]}"}
         fi
-        stop "$ST_PID"
+        stop_server "$ST_PID"
         rm -rf "$WORK/gc-$label"
     done
 fi

@@ -3,9 +3,10 @@
 # the "ceiling") with benches/load.rs, then run the load matrix (benches/matrix.rs:
 # monolithic/chunked push and pull of 1/10/100 MB at 1/8/64 clients, 1 GiB push
 # and pull, manifest GET and blob HEAD while pushes stream, a mixed workload)
-# against both registries in the same run and print one table of both.
+# against both registries in the same run and print one table of both; then the issue-11 targets
+# (benches/targets.sh, its own fresh servers) unless --no-targets.
 #
-#   benches/compare.sh [--quick] [--no-build] [--no-matrix] [--cell-seconds N]
+#   benches/compare.sh [--quick] [--no-build] [--no-matrix] [--no-targets] [--cell-seconds N (5)]
 #                      [--size-mib N] [--seconds N] [--concurrency N]
 #
 # Starts, each on a free 127.0.0.1 port with its own temp dir:
@@ -26,6 +27,7 @@ ROOT="$(pwd)"
 QUICK=""
 BUILD=1
 MATRIX=1
+TARGETS=1
 MATRIX_ARGS=()
 LOAD_ARGS=()
 SECONDS_ARG=""
@@ -34,6 +36,7 @@ while [ $# -gt 0 ]; do
         --quick) QUICK=--quick ;;
         --no-build) BUILD=0 ;;
         --no-matrix) MATRIX=0 ;;
+        --no-targets) TARGETS=0 ;;
         --cell-seconds) MATRIX_ARGS+=("$1" "$2"); shift ;;
         --seconds) SECONDS_ARG="$2"; LOAD_ARGS+=("$1" "$2"); shift ;;
         --size-mib|--concurrency|--timeout-secs) LOAD_ARGS+=("$1" "$2"); shift ;;
@@ -42,37 +45,21 @@ while [ $# -gt 0 ]; do
     shift
 done
 HEY_SECONDS="${SECONDS_ARG:-$([ -n "$QUICK" ] && echo 3 || echo 10)}"
+# The full matrix at 5 s cells (matrix.rs defaults to 10): with the load bench and the targets the
+# whole run stays near 20 minutes on 2 cores.
+if [ -z "$QUICK" ] && [ ${#MATRIX_ARGS[@]} -eq 0 ]; then MATRIX_ARGS=(--cell-seconds 5); fi
 
 log() { echo "compare: $*" >&2; }
 
 WORK="$(mktemp -d /tmp/stowage-compare-XXXXXX)"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do
-        # bounded wait, then SIGKILL
-        for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-. "$ROOT/benches/servers.sh"
-
-bench_exe() { # bench_exe NAME -> path of the compiled bench binary
-    cargo bench --bench "$1" --no-run 2>&1 | tee "$WORK/build-$1.log" >&2
-    sed -n 's/.*Executable .*(\(.*\))$/\1/p' "$WORK/build-$1.log" | tail -1
-}
+. "$ROOT/benches/servers.sh"   # the cleanup trap: servers in PIDS stopped, $WORK removed
 
 LOAD_BIN="${LOAD_BIN:-}"
 CEILING_BIN="${CEILING_BIN:-}"
 [ -n "$LOAD_BIN" ] || LOAD_BIN="$(bench_exe load)"
 if [ -z "$LOAD_BIN" ] || ! [ -x "$LOAD_BIN" ]; then log "could not build benches/load.rs"; exit 1; fi
 MATRIX_BIN="${MATRIX_BIN:-}"
-if [ "$MATRIX" = 1 ] && [ -z "$MATRIX_BIN" ]; then MATRIX_BIN="$(bench_exe matrix || true)"; fi
+if { [ "$MATRIX" = 1 ] || [ "$TARGETS" = 1 ]; } && [ -z "$MATRIX_BIN" ]; then MATRIX_BIN="$(bench_exe matrix || true)"; fi
 if [ -z "$CEILING_BIN" ] && [ -f benches/ceiling.rs ]; then
     CEILING_BIN="$(bench_exe ceiling || true)"
 fi
@@ -98,73 +85,86 @@ run_load() { # run_load LABEL URL [extra load args...]
 MATRIX_RESULTS="$WORK/matrix.tsv"
 : > "$MATRIX_RESULTS"
 
-run_matrix() { # run_matrix LABEL URL [extra matrix args...]
+# group_need_mib GROUP: free disk (MiB) a matrix group needs: its clients' blobs once each, plus
+# 3 GiB for what the cells push in their seconds beyond that and for the server.
+group_need_mib() {
+    local size="${1%% *}" n="${1#* x}" mib
+    n="${n%% *}"
+    case "$size" in
+        *GiB) mib=$((${size%GiB} * 1024)) ;;
+        *MiB) mib=${size%MiB} ;;
+        *MB) mib=${size%MB} ;;
+        *) echo 3072; return ;;
+    esac
+    echo $((mib * n + 3072))
+}
+
+# run_matrix LABEL: the matrix against fresh servers of kind LABEL (stowage or docker-registry):
+# with --quick in one run, else one group of cells at a time (matrix --list-groups), each on its
+# own server and data dir, removed after it: the full matrix pushes more than the free disk holds.
+run_matrix() {
     [ "$MATRIX" = 1 ] && [ -n "$MATRIX_BIN" ] && [ -x "$MATRIX_BIN" ] || return 0
-    local label="$1" url="$2"; shift 2
-    log "matrix against $label ($url)"
-    local out="$WORK/matrix-$label.out"
-    if timeout 7200 "$MATRIX_BIN" $QUICK --url "$url" --label "$label" "$@" ${MATRIX_ARGS[@]+"${MATRIX_ARGS[@]}"} \
-        > "$out"; then
+    local label="$1" groups=() g i=0 dir out args
+    if [ -n "$QUICK" ]; then groups=(""); else mapfile -t groups < <("$MATRIX_BIN" --list-groups); fi
+    for g in "${groups[@]}"; do
+        i=$((i + 1))
+        dir="$WORK/$label-matrix-$i"
+        out="$dir.out"
+        mkdir -p "$dir"
+        local need avail
+        need="$(group_need_mib "${g:-reads}")"
+        avail="$(df -Pm "$dir" | awk 'NR == 2 { print $4 }')"
+        if [ "$avail" -lt "$need" ]; then
+            log "matrix against $label${g:+, group $g} SKIPPED: needs ~$need MiB of disk, $avail MiB free"
+            continue
+        fi
+        if [ "$label" = stowage ]; then
+            start_stowage "$dir" "$STOWAGE_BIN" || { stop_server "$ST_PID"; continue; }
+            args=(--url "$ST_URL" --pid "$ST_PID" --user "$ST_USER" --repo "$ST_PROJECT/matrix")
+        else
+            start_registry "$dir" || { stop_server "$DR_PID"; continue; }
+            args=(--url "$DR_URL" --pid "$DR_PID")
+        fi
+        [ -z "$g" ] || args+=(--group "$g")
+        log "matrix against $label${g:+, group $g}"
+        if ! timeout 1200 "$MATRIX_BIN" $QUICK --tsv --label "$label" "${args[@]}" \
+            ${MATRIX_ARGS[@]+"${MATRIX_ARGS[@]}"} > "$out"; then
+            grep -v '^MATRIX' "$out" || true
+            log "matrix against $label${g:+, group $g} FAILED"
+        fi
         grep '^MATRIX' "$out" >> "$MATRIX_RESULTS" || true
-    else
-        grep -v '^MATRIX' "$out" || true
-        grep '^MATRIX' "$out" >> "$MATRIX_RESULTS" || true
-        log "matrix against $label FAILED"
-    fi
+        if [ "$label" = stowage ]; then stop_server "$ST_PID"; else stop_server "$DR_PID"; fi
+        rm -rf "$dir" "$out"
+    done
 }
 
 # --- docker-registry -------------------------------------------------------
-if command -v docker-registry >/dev/null 2>&1; then
-    DR_PORT="$(free_port)"
-    registry_config "$WORK/docker-registry" "$DR_PORT"
-    docker-registry serve "$WORK/docker-registry/config.yml" > "$WORK/docker-registry/log" 2>&1 &
-    DR_PID=$!
-    PIDS+=("$DR_PID")
-    if wait_http "http://127.0.0.1:$DR_PORT/v2/" "$DR_PID"; then
-        run_load docker-registry "http://127.0.0.1:$DR_PORT" --pid "$DR_PID"
-        run_matrix docker-registry "http://127.0.0.1:$DR_PORT" --pid "$DR_PID"
-    else
-        log "docker-registry did not start:"; cat "$WORK/docker-registry/log" >&2
-    fi
-    kill "$DR_PID" 2>/dev/null || true
-else
+if ! command -v docker-registry >/dev/null 2>&1; then
     log "docker-registry not installed (apt-get install docker-registry): skipped"
+else
+    if start_registry "$WORK/docker-registry"; then
+        run_load docker-registry "$DR_URL" --pid "$DR_PID"
+    fi
+    stop_server "$DR_PID"
+    rm -rf "$WORK/docker-registry"
+    run_matrix docker-registry
 fi
 
 # --- stowage -----------------------------------------------------------------
-STOWAGE_BIN="${STOWAGE_BIN:-$ROOT/target/release/stowage}"
+STOWAGE_BIN="${STOWAGE_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/stowage}"
 if [ "$BUILD" = 1 ]; then
     log "cargo build --release --bin stowage"
     cargo build --release --bin stowage >&2 || log "release build of stowage failed"
 fi
-if [ -x "$STOWAGE_BIN" ]; then
-    ST_PORT="$(free_port)"
-    mkdir -p "$WORK/stowage/data"
-    # Stowage always authenticates: bootstrap `admin` with a throwaway
-    # password, create a project (images are named <project id>/<repo>).
-    ST_PW="bench-password-$RANDOM$RANDOM"   # the bootstrap admin password needs 12+ characters
-    STOWAGE_ADMIN_PASSWORD="$ST_PW" "$STOWAGE_BIN" serve --listen "127.0.0.1:$ST_PORT" \
-        --data-dir "$WORK/stowage/data" > "$WORK/stowage/log" 2>&1 &
-    ST_PID=$!
-    PIDS+=("$ST_PID")
-    if wait_http "http://127.0.0.1:$ST_PORT/v2/" "$ST_PID"; then
-        ST_PROJECT="$(curl -s --max-time 10 -u "admin:$ST_PW" -H 'content-type: application/json' \
-            -d '{"name":"load-bench"}' "http://127.0.0.1:$ST_PORT/api/v1/projects" \
-            | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')"
-        if [ -n "$ST_PROJECT" ]; then
-            run_load stowage "http://127.0.0.1:$ST_PORT" --pid "$ST_PID" \
-                --user "admin:$ST_PW" --repo "$ST_PROJECT/bench"
-            run_matrix stowage "http://127.0.0.1:$ST_PORT" --pid "$ST_PID" \
-                --user "admin:$ST_PW" --repo "$ST_PROJECT/matrix"
-        else
-            log "could not create a stowage project (POST /api/v1/projects)"; tail -20 "$WORK/stowage/log" >&2
-        fi
-    else
-        log "stowage did not start:"; tail -30 "$WORK/stowage/log" >&2
-    fi
-    kill "$ST_PID" 2>/dev/null || true
-else
+if ! [ -x "$STOWAGE_BIN" ]; then
     log "no stowage binary at $STOWAGE_BIN: skipped"
+else
+    if start_stowage "$WORK/stowage" "$STOWAGE_BIN"; then
+        run_load stowage "$ST_URL" --pid "$ST_PID" --user "$ST_USER" --repo "$ST_PROJECT/bench"
+    fi
+    stop_server "$ST_PID"
+    rm -rf "$WORK/stowage"
+    run_matrix stowage
 fi
 
 # --- hyper ceiling -------------------------------------------------------------
@@ -178,7 +178,7 @@ if [ -n "$CEILING_BIN" ] && [ -x "$CEILING_BIN" ]; then
     else
         log "ceiling server did not start"; cat "$WORK/ceiling.log" >&2
     fi
-    kill "$CE_PID" 2>/dev/null || true
+    stop_server "$CE_PID"
 fi
 
 # --- summary -------------------------------------------------------------------
@@ -224,6 +224,17 @@ if [ -s "$MATRIX_RESULTS" ]; then
                     pair(k, 6), pair(k, 7), pair(k, 8), pair(k, 9), pair(k, 10)
             }
             printf "\n(each cell: stowage | docker-registry; x = stowage / docker-registry in MB/s, or ops/s where no bytes move;\n"
-            printf "CPU s/GiB and peak RSS are the server process, sampled during the cell; lower is better)\n"
+            printf "CPU s/GiB and peak RSS (VmHWM, reset at the start of the cell) are the server process; lower is better)\n"
         }' "$MATRIX_RESULTS"
+fi
+
+# --- targets ---------------------------------------------------------------------
+if [ "$TARGETS" = 1 ]; then
+    if [ -n "$MATRIX_BIN" ] && [ -x "$STOWAGE_BIN" ]; then
+        echo
+        STOWAGE_BIN="$STOWAGE_BIN" MATRIX_BIN="$MATRIX_BIN" benches/targets.sh $QUICK --no-build \
+            || log "targets FAILED"
+    else
+        log "targets skipped: no matrix bench or no stowage binary"
+    fi
 fi

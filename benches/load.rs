@@ -49,7 +49,7 @@ const TAG: &str = "load";
 
 mod util;
 
-use util::{basic, cell, read_cpu_seconds, seed, sha256_digest, xorshift_fill, Res};
+use util::{basic, cell, read_cpu_seconds, seed, sha256_digest, xorshift_fill, Flags, Res};
 
 struct Args {
     url: Option<String>,
@@ -67,51 +67,35 @@ struct Args {
 }
 
 fn parse_args() -> Res<Args> {
-    let mut a = Args {
-        url: None,
-        label: None,
-        quick: false,
-        size_mib: None,
-        pid: None,
-        repo: "stowage-load/bench".to_owned(),
-        seconds: None,
-        concurrency: 64,
-        get_only: false,
-        hey: "hey".to_owned(),
-        timeout_secs: 900,
-        user: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(raw) = it.next() {
-        let (key, inline) = match raw.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
-            _ => (raw.clone(), None),
-        };
-        let mut value = |name: &str| -> Res<String> {
-            inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"))
-        };
-        fn num<T: std::str::FromStr>(name: &str, s: String) -> Res<T> {
-            s.parse().map_err(|_| format!("{name}: not a number: {s}"))
-        }
-        match key.as_str() {
-            "--url" => a.url = Some(value("--url")?),
-            "--label" => a.label = Some(value("--label")?),
-            "--quick" => a.quick = true,
-            "--get-only" => a.get_only = true,
-            "--size-mib" => a.size_mib = Some(num("--size-mib", value("--size-mib")?)?),
-            "--pid" => a.pid = Some(num("--pid", value("--pid")?)?),
-            "--repo" => a.repo = value("--repo")?,
-            "--seconds" => a.seconds = Some(num("--seconds", value("--seconds")?)?),
-            "--concurrency" => a.concurrency = num("--concurrency", value("--concurrency")?)?,
-            "--hey" => a.hey = value("--hey")?,
-            "--user" => a.user = Some(value("--user")?),
-            "--timeout-secs" => a.timeout_secs = num("--timeout-secs", value("--timeout-secs")?)?,
-            // Anything else (`--bench`, `--test-threads=N`, filters...) comes
-            // from cargo or libtest conventions: ignore it.
-            _ => {}
-        }
-    }
-    Ok(a)
+    let f = Flags::parse(
+        &["--quick", "--get-only"],
+        &[
+            "--url",
+            "--label",
+            "--size-mib",
+            "--pid",
+            "--repo",
+            "--seconds",
+            "--concurrency",
+            "--hey",
+            "--user",
+            "--timeout-secs",
+        ],
+    )?;
+    Ok(Args {
+        url: f.str("--url"),
+        label: f.str("--label"),
+        quick: f.has("--quick"),
+        size_mib: f.num("--size-mib")?,
+        pid: f.num("--pid")?,
+        repo: f.str("--repo").unwrap_or_else(|| "stowage-load/bench".to_owned()),
+        seconds: f.num("--seconds")?,
+        concurrency: f.num("--concurrency")?.unwrap_or(64),
+        get_only: f.has("--get-only"),
+        hey: f.str("--hey").unwrap_or_else(|| "hey".to_owned()),
+        timeout_secs: f.num("--timeout-secs")?.unwrap_or(900),
+        user: f.str("--user"),
+    })
 }
 
 #[derive(Default)]

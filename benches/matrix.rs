@@ -1,9 +1,17 @@
 //! The load matrix, in the spirit of zot's `zb`: against any OCI registry (no auth, or Basic).
 //!
 //! ```text
-//! cargo bench --bench matrix -- --url http://127.0.0.1:PORT [--label NAME] [--quick]
+//! cargo bench --bench matrix -- --url http://127.0.0.1:PORT [--label NAME] [--quick] [--tsv]
 //!     [--pid SERVER_PID] [--repo NAME] [--user USER:PASSWORD] [--cell-seconds N]
+//! cargo bench --bench matrix -- --targets pulls|pushes|single --url ... [--size-mib N]
+//!     [--clients N] [--blobs N] [--push-mb N] [--runs N] [--samples N] [--data-dir DIR]
+//! cargo bench --bench matrix -- --summarize TARGET_LINES_FILE [--criterion-json PATH]
 //! ```
+//!
+//! `--list-groups` prints the names of the groups of cells, `--group NAME` runs one of them
+//! (benches/compare.sh runs each group on a fresh server: the full matrix pushes more than this
+//! machine's free disk holds). `--targets` measures the issue-11 targets instead of the matrix, `--summarize` prints their
+//! table (see the `targets` module and benches/targets.sh).
 //!
 //! Cells (each runs its clients for `--cell-seconds`, every client finishing at least one
 //! operation):
@@ -20,8 +28,9 @@
 //! Every pushed blob is distinct (a shared body with a unique tail, hashed from a saved SHA-256
 //! midstate, so the client spends its CPU on the wire and not on hashing). Per cell: operations
 //! per second, MB/s (10^6 bytes), p50 and p99 latency, the server's CPU seconds per GiB moved and
-//! its peak resident memory during the cell (VmRSS sampled every 20 ms), with `--pid`. Output:
-//! a markdown table, and one `MATRIX\t` line per cell for benches/compare.sh.
+//! its peak resident memory during the cell (VmHWM reset at its start, and VmRSS sampled every
+//! 20 ms), with `--pid`. Output: a markdown table, or with `--tsv` one `MATRIX\t` line per cell
+//! for benches/compare.sh.
 //!
 //! Without `--url` it measures nothing and exits 0 (so `cargo test --all-targets` stays harmless).
 
@@ -36,9 +45,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+mod targets;
 mod util;
 
-use util::{basic, cell, read_cpu_seconds, seed, xorshift_fill, Res};
+use util::{basic, cell, read_cpu_seconds, seed, xorshift_fill, Flags, Res};
 
 const MB: usize = 1_000_000;
 const MIB: usize = 1 << 20;
@@ -49,38 +59,70 @@ struct Args {
     url: Option<String>,
     label: String,
     quick: bool,
+    tsv: bool,
     pid: Option<u32>,
     repo: String,
     user: Option<String>,
     cell_seconds: Option<u64>,
+    targets: Option<String>,
+    size_mib: Option<usize>,
+    clients: Option<usize>,
+    blobs: Option<usize>,
+    push_mb: Option<usize>,
+    runs: Option<usize>,
+    samples: Option<usize>,
+    data_dir: Option<String>,
+    summarize: Option<String>,
+    criterion_json: Option<String>,
+    group: Option<String>,
+    list_groups: bool,
 }
 
 fn parse_args() -> Res<Args> {
-    let mut a = Args {
-        url: None,
-        label: "registry".into(),
-        quick: false,
-        pid: None,
-        repo: "stowage-matrix/bench".into(),
-        user: None,
-        cell_seconds: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let mut v = |n: &str| it.next().ok_or_else(|| format!("{n} needs a value"));
-        match k.as_str() {
-            "--url" => a.url = Some(v("--url")?),
-            "--label" => a.label = v("--label")?,
-            "--quick" => a.quick = true,
-            "--pid" => a.pid = Some(v("--pid")?.parse().map_err(|_| "--pid: not a number")?),
-            "--repo" => a.repo = v("--repo")?,
-            "--user" => a.user = Some(v("--user")?),
-            "--cell-seconds" => a.cell_seconds = Some(v("--cell-seconds")?.parse().map_err(|_| "--cell-seconds")?),
-            // cargo and libtest flags (`--bench`, filters): ignored.
-            _ => {}
-        }
-    }
-    Ok(a)
+    let f = Flags::parse(
+        &["--quick", "--tsv", "--list-groups"],
+        &[
+            "--url",
+            "--label",
+            "--pid",
+            "--repo",
+            "--user",
+            "--cell-seconds",
+            "--targets",
+            "--size-mib",
+            "--clients",
+            "--blobs",
+            "--push-mb",
+            "--runs",
+            "--samples",
+            "--data-dir",
+            "--summarize",
+            "--criterion-json",
+            "--group",
+        ],
+    )?;
+    Ok(Args {
+        url: f.str("--url"),
+        label: f.str("--label").unwrap_or_else(|| "registry".into()),
+        quick: f.has("--quick"),
+        tsv: f.has("--tsv"),
+        pid: f.num("--pid")?,
+        repo: f.str("--repo").unwrap_or_else(|| "stowage-matrix/bench".into()),
+        user: f.str("--user"),
+        cell_seconds: f.num("--cell-seconds")?,
+        targets: f.str("--targets"),
+        size_mib: f.num("--size-mib")?,
+        clients: f.num("--clients")?,
+        blobs: f.num("--blobs")?,
+        push_mb: f.num("--push-mb")?,
+        runs: f.num("--runs")?,
+        samples: f.num("--samples")?,
+        data_dir: f.str("--data-dir"),
+        summarize: f.str("--summarize"),
+        criterion_json: f.str("--criterion-json"),
+        group: f.str("--group"),
+        list_groups: f.has("--list-groups"),
+    })
 }
 
 /// A body of shared pieces, sent without copying.
@@ -294,6 +336,8 @@ struct Cell {
     lat: Vec<Duration>,
     cpu_s: Option<f64>,
     peak_rss_mib: Option<f64>,
+    /// Whether `peak_rss_mib` is the kernel's VmHWM (else sampled VmRSS only).
+    rss_from_hwm: bool,
     errors: u64,
     first_error: Option<String>,
 }
@@ -315,27 +359,32 @@ impl Cell {
     }
 }
 
-/// Peak VmRSS of `pid` while the returned flag stays false, in MiB.
-fn rss_sampler(pid: Option<u32>) -> (Arc<AtomicBool>, std::thread::JoinHandle<Option<f64>>) {
+/// Peak resident memory of `pid` while the returned flag stays false, in MiB: VmHWM after
+/// resetting it (`echo 5 > /proc/PID/clear_refs`) when that works, and VmRSS sampled every 20 ms
+/// in any case; the larger of the two. The flag in the result says whether VmHWM was read.
+type Sampler = (Arc<AtomicBool>, std::thread::JoinHandle<Option<(f64, bool)>>);
+
+fn rss_sampler(pid: Option<u32>) -> Sampler {
     let stop = Arc::new(AtomicBool::new(false));
     let s = stop.clone();
     let h = std::thread::spawn(move || {
         let pid = pid?;
-        let mut peak = 0u64;
-        while !s.load(Ordering::Relaxed) {
-            if let Ok(st) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                if let Some(kb) = st
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))
+        let status_kb = |field: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|st| {
+                st.lines()
+                    .find(|l| l.starts_with(field))
                     .and_then(|l| l.split_whitespace().nth(1))
                     .and_then(|v| v.parse::<u64>().ok())
-                {
-                    peak = peak.max(kb);
-                }
-            }
+            })
+        };
+        let hwm_reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
+        let mut peak = 0u64;
+        while !s.load(Ordering::Relaxed) {
+            peak = peak.max(status_kb("VmRSS:").unwrap_or(0));
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(peak as f64 / 1024.0)
+        let hwm = if hwm_reset { status_kb("VmHWM:") } else { None };
+        Some((peak.max(hwm.unwrap_or(0)) as f64 / 1024.0, hwm.is_some()))
     });
     (stop, h)
 }
@@ -390,6 +439,7 @@ async fn run_cell(
         lat: Vec::new(),
         cpu_s: None,
         peak_rss_mib: None,
+        rss_from_hwm: false,
         errors: 0,
         first_error: None,
     };
@@ -406,7 +456,9 @@ async fn run_cell(
     }
     cell.secs = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    cell.peak_rss_mib = sampler.join().ok().flatten();
+    let peak = sampler.join().ok().flatten();
+    cell.peak_rss_mib = peak.map(|p| p.0);
+    cell.rss_from_hwm = peak.is_some_and(|p| p.1);
     cell.cpu_s = match (cpu0, pid.and_then(|p| read_cpu_seconds(p).ok())) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
@@ -414,34 +466,114 @@ async fn run_cell(
     cell
 }
 
-fn print_cell(label: &str, c: &Cell) {
+/// One cell: a markdown row, or with `--tsv` one `MATRIX\t` line for benches/compare.sh.
+fn print_cell(a: &Args, c: &Cell) {
     let ops_s = c.ops as f64 / c.secs;
-    let mbps = c.bytes as f64 / c.secs / 1e6;
-    println!(
-        "| {} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
-        label,
-        c.name,
-        ops_s,
-        if c.bytes > 0 { format!("{mbps:.1}") } else { "-".into() },
+    let mbps = if c.bytes > 0 { format!("{:.1}", c.bytes as f64 / c.secs / 1e6) } else { "-".into() };
+    let cells = [
+        format!("{ops_s:.1}"),
+        mbps,
         cell(c.pct(0.5), 2),
         cell(c.pct(0.99), 2),
         cell(c.cpu_per_gib(), 2),
         cell(c.peak_rss_mib, 0),
-        c.errors
-    );
-    if let Some(e) = &c.first_error {
-        eprintln!("matrix: {label} {}: {} errors, first: {e}", c.name, c.errors);
+        c.errors.to_string(),
+    ];
+    if a.tsv {
+        println!("MATRIX\t{}\t{}\t{}", a.label, c.name, cells.join("\t"));
+    } else {
+        println!("| {} | {} | {} |", a.label, c.name, cells.join(" | "));
     }
-    println!(
-        "MATRIX\t{label}\t{}\t{ops_s:.1}\t{}\t{}\t{}\t{}\t{}\t{}",
-        c.name,
-        if c.bytes > 0 { format!("{mbps:.1}") } else { "-".into() },
-        cell(c.pct(0.5), 2),
-        cell(c.pct(0.99), 2),
-        cell(c.cpu_per_gib(), 2),
-        cell(c.peak_rss_mib, 0),
-        c.errors
-    );
+    if let Some(e) = &c.first_error {
+        eprintln!("matrix: {} {}: {} errors, first: {e}", a.label, c.name, c.errors);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum UnderPush {
+    ManifestGet,
+    BlobHead,
+}
+
+/// Manifest GET by tag [`TAG`] or HEAD of blob `layer` at `conns` connections for `secs`, while 4
+/// clients push distinct 10 MB blobs (stopped, each after its current push, at the end).
+async fn under_push(
+    reg: &Reg,
+    pid: Option<u32>,
+    what: UnderPush,
+    conns: usize,
+    secs: f64,
+    ten: Arc<Blobs>,
+    layer: &str,
+) -> Cell {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut pushers = Vec::new();
+    for _ in 0..4 {
+        let (r, b, st) = (reg.clone(), ten.clone(), stop.clone());
+        pushers.push(tokio::spawn(async move {
+            while !st.load(Ordering::Relaxed) {
+                let _ = r.push_mono(&b).await;
+            }
+        }));
+    }
+    let (r, l) = (reg.clone(), layer.to_owned());
+    let op: Arc<dyn Fn(usize, u64) -> OpFuture + Send + Sync> = Arc::new(move |_, _| {
+        let (r, l) = (r.clone(), l.clone());
+        Box::pin(async move {
+            match what {
+                UnderPush::BlobHead => r.small(reqwest::Method::HEAD, &format!("blobs/{l}"), None).await?,
+                UnderPush::ManifestGet => {
+                    r.small(reqwest::Method::GET, &format!("manifests/{TAG}"), Some(OCI_MANIFEST)).await?
+                }
+            }
+            Ok(0)
+        })
+    });
+    let name = if what == UnderPush::BlobHead { "blob HEAD" } else { "manifest GET" };
+    let c = run_cell(format!("{name} x{conns} while 4 push"), pid, conns, secs, op).await;
+    stop.store(true, Ordering::Relaxed);
+    for p in pushers {
+        let _ = p.await;
+    }
+    c
+}
+
+/// A group of cells: (blob size, clients, chunked).
+type Group = (usize, usize, bool);
+
+/// The groups of push and pull cells, each runnable alone with `--group` (benches/compare.sh
+/// runs each on a fresh server, so that the disk holds one group's blobs at a time): named
+/// "<size> x<clients>" (monolithic push, then pull of what it pushed) and "<size> x<clients>
+/// chunked"; after them comes the group "reads" (cells under push, mixed).
+fn groups(a: &Args) -> Vec<Group> {
+    let (sizes, conc, large) = if a.quick {
+        (vec![MB, 10 * MB], vec![1, 8], 64 * MIB)
+    } else {
+        (vec![MB, 10 * MB, 100 * MB], vec![1, 8, 64], 1 << 30)
+    };
+    let mut groups = Vec::new();
+    for size in sizes {
+        for &n in &conc {
+            groups.push((size, n, false));
+            groups.push((size, n, true));
+        }
+    }
+    groups.push((large, 1, false));
+    groups
+}
+
+fn label_of(size: usize) -> String {
+    if size >= MIB * 1024 {
+        "1GiB".to_string()
+    } else if size.is_multiple_of(MB) {
+        format!("{}MB", size / MB)
+    } else {
+        format!("{}MiB", size / MIB)
+    }
+}
+
+fn group_name(&(size, n, chunked): &Group) -> String {
+    format!("{} x{n}{}", label_of(size), if chunked { " chunked" } else { "" })
 }
 
 async fn run(a: &Args, url: &str) -> Res<()> {
@@ -456,96 +588,81 @@ async fn run(a: &Args, url: &str) -> Res<()> {
         repo: a.repo.clone(),
         auth: a.user.as_deref().map(basic),
     };
+    if let Some(phase) = &a.targets {
+        return targets::run_phase(a, &reg, phase).await;
+    }
     let secs = a.cell_seconds.unwrap_or(if a.quick { 2 } else { 10 }) as f64;
-    let (sizes, conc, large, under_push): (Vec<usize>, Vec<usize>, usize, usize) = if a.quick {
-        (vec![MB, 10 * MB], vec![1, 8], 64 * MIB, 16)
-    } else {
-        (vec![MB, 10 * MB, 100 * MB], vec![1, 8, 64], 1 << 30, 64)
-    };
-    let mut s = seed(7);
-    println!("| server | cell | ops/s | MB/s | p50 ms | p99 ms | CPU s/GiB | peak RSS MiB | errors |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    let mut small_digest: Option<(String, usize)> = None;
-    for &size in sizes.iter().chain(std::iter::once(&large)) {
-        let blobs = Arc::new(Blobs::new(size, &mut s));
-        let label = if size >= MIB * 1024 {
-            "1GiB".to_string()
-        } else if size % MB == 0 {
-            format!("{}MB", size / MB)
-        } else {
-            format!("{}MiB", size / MIB)
-        };
-        let levels: Vec<usize> = if size == large { vec![1] } else { conc.clone() };
-        let pushed = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
-        for &n in &levels {
-            for chunked in [false, true] {
-                if size == large && chunked {
-                    continue;
-                }
-                let (r, b, p) = (reg.clone(), blobs.clone(), pushed.clone());
-                let op: Arc<dyn Fn(usize, u64) -> OpFuture + Send + Sync> = Arc::new(move |_, _| {
-                    let (r, b, p) = (r.clone(), b.clone(), p.clone());
-                    Box::pin(async move {
-                        let d = if chunked { r.push_chunked(&b).await? } else { r.push_mono(&b).await? };
-                        p.lock().push(d);
-                        Ok(b.size() as u64)
-                    })
-                });
-                let kind = if chunked { "push chunked" } else { "push" };
-                let c = run_cell(format!("{kind} {label} x{n}"), a.pid, n, secs, op).await;
-                print_cell(&a.label, &c);
-            }
-            let digests: Arc<Vec<String>> = Arc::new(pushed.lock().clone());
-            if digests.is_empty() {
-                continue;
-            }
-            let (r, d, sz) = (reg.clone(), digests.clone(), size);
-            let op: Arc<dyn Fn(usize, u64) -> OpFuture + Send + Sync> = Arc::new(move |c, i| {
-                let (r, d) = (r.clone(), d.clone());
-                Box::pin(async move { r.pull(&d[(c + i as usize) % d.len()], sz).await })
-            });
-            let c = run_cell(format!("pull {label} x{n}"), a.pid, n, secs, op).await;
-            print_cell(&a.label, &c);
-        }
-        if size == MB {
-            small_digest = pushed.lock().first().cloned().map(|d| (d, size));
+    let under_push_conns = if a.quick { 16 } else { 64 };
+    let groups = groups(a);
+    if let Some(g) = &a.group {
+        if g != "reads" && !groups.iter().any(|x| group_name(x) == *g) {
+            return Err(format!("--group {g}: no such group (see --list-groups)"));
         }
     }
-
-    // Reads while pushes stream.
-    let (layer, layer_size) = small_digest.ok_or("no 1 MB blob was pushed")?;
-    reg.tag_image(&layer, layer_size).await?;
-    let ten = Arc::new(Blobs::new(10 * MB, &mut s));
-    for what in ["manifest GET", "blob HEAD"] {
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut pushers = Vec::new();
-        for _ in 0..4 {
-            let (r, b, st) = (reg.clone(), ten.clone(), stop.clone());
-            pushers.push(tokio::spawn(async move {
-                while !st.load(Ordering::Relaxed) {
-                    let _ = r.push_mono(&b).await;
-                }
-            }));
+    let wanted = |g: &str| a.group.as_deref().is_none_or(|want| want == g);
+    let mut s = seed(7);
+    if !a.tsv {
+        println!("| server | cell | ops/s | MB/s | p50 ms | p99 ms | CPU s/GiB | peak RSS MiB | errors |");
+        println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    }
+    let mut small_digest: Option<String> = None;
+    let mut blobs: Option<Arc<Blobs>> = None;
+    // Per size: what the monolithic and chunked cells pushed so far, for the pull cells.
+    let pushed = Arc::new(parking_lot::Mutex::new(Vec::<String>::new()));
+    for g in &groups {
+        let (size, n, chunked) = *g;
+        if !wanted(&group_name(g)) {
+            continue;
         }
-        let (r, l) = (reg.clone(), layer.clone());
-        let head = what == "blob HEAD";
+        if blobs.as_ref().is_none_or(|b| b.size() != size) {
+            blobs = Some(Arc::new(Blobs::new(size, &mut s)));
+            pushed.lock().clear();
+        }
+        let label = label_of(size);
+        let (r, b, p) = (reg.clone(), blobs.clone().ok_or("no blobs")?, pushed.clone());
         let op: Arc<dyn Fn(usize, u64) -> OpFuture + Send + Sync> = Arc::new(move |_, _| {
-            let (r, l) = (r.clone(), l.clone());
+            let (r, b, p) = (r.clone(), b.clone(), p.clone());
             Box::pin(async move {
-                if head {
-                    r.small(reqwest::Method::HEAD, &format!("blobs/{l}"), None).await?;
-                } else {
-                    r.small(reqwest::Method::GET, &format!("manifests/{TAG}"), Some(OCI_MANIFEST)).await?;
-                }
-                Ok(0)
+                let d = if chunked { r.push_chunked(&b).await? } else { r.push_mono(&b).await? };
+                p.lock().push(d);
+                Ok(b.size() as u64)
             })
         });
-        let c = run_cell(format!("{what} x{under_push} while 4 push"), a.pid, under_push, secs, op).await;
-        stop.store(true, Ordering::Relaxed);
-        for p in pushers {
-            let _ = p.await;
+        let kind = if chunked { "push chunked" } else { "push" };
+        let c = run_cell(format!("{kind} {label} x{n}"), a.pid, n, secs, op).await;
+        print_cell(a, &c);
+        if size == MB && small_digest.is_none() {
+            small_digest = pushed.lock().first().cloned();
         }
-        print_cell(&a.label, &c);
+        if chunked {
+            continue;
+        }
+        let digests: Arc<Vec<String>> = Arc::new(pushed.lock().clone());
+        if digests.is_empty() {
+            continue;
+        }
+        let (r, d) = (reg.clone(), digests.clone());
+        let op: Arc<dyn Fn(usize, u64) -> OpFuture + Send + Sync> = Arc::new(move |c, i| {
+            let (r, d) = (r.clone(), d.clone());
+            Box::pin(async move { r.pull(&d[(c + i as usize) % d.len()], size).await })
+        });
+        let c = run_cell(format!("pull {label} x{n}"), a.pid, n, secs, op).await;
+        print_cell(a, &c);
+    }
+    if !wanted("reads") {
+        return Ok(());
+    }
+
+    // Reads while pushes stream, of an image whose layer is a 1 MB blob.
+    let layer = match small_digest {
+        Some(d) => d,
+        None => reg.push_mono(&Blobs::new(MB, &mut s)).await?,
+    };
+    reg.tag_image(&layer, MB).await?;
+    let ten = Arc::new(Blobs::new(10 * MB, &mut s));
+    for what in [UnderPush::ManifestGet, UnderPush::BlobHead] {
+        let c = under_push(&reg, a.pid, what, under_push_conns, secs, ten.clone(), &layer).await;
+        print_cell(a, &c);
     }
 
     // Mixed.
@@ -566,7 +683,7 @@ async fn run(a: &Args, url: &str) -> Res<()> {
         })
     });
     let c = run_cell("mixed x16".into(), a.pid, 16, secs, op).await;
-    print_cell(&a.label, &c);
+    print_cell(a, &c);
     Ok(())
 }
 
@@ -578,8 +695,22 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Some(path) = &a.summarize {
+        if let Err(e) = targets::summarize(path, a.criterion_json.as_deref()) {
+            eprintln!("matrix: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if a.list_groups {
+        for g in groups(&a) {
+            println!("{}", group_name(&g));
+        }
+        println!("reads");
+        return;
+    }
     let Some(url) = a.url.clone() else {
-        println!("matrix: no --url given; nothing measured (see benches/compare.sh)");
+        println!("matrix: no --url given; nothing measured (see benches/compare.sh and benches/targets.sh)");
         return;
     };
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {

@@ -82,7 +82,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 mod util;
 
-use util::{basic, cell, read_cpu_seconds, seed, sha256_digest, xorshift_fill, Res};
+use util::{basic, cell, read_cpu_seconds, seed, sha256_digest, xorshift_fill, Flags, Res};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -127,54 +127,39 @@ struct Args {
 }
 
 fn parse_args() -> Res<Args> {
-    let mut a = Args {
-        url: None,
-        label: None,
-        quick: false,
-        mode: None,
-        clients: None,
-        seconds: None,
-        pid: None,
-        repo: "stowage-writes/bench".to_owned(),
-        user: None,
-        timeout_secs: 1200,
-        blobs: None,
-        gc_max_secs: 600,
-        monolithic: false,
-        rate: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(raw) = it.next() {
-        let (key, inline) = match raw.split_once('=') {
-            Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
-            _ => (raw.clone(), None),
-        };
-        let mut value = |name: &str| -> Res<String> {
-            inline.clone().or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"))
-        };
-        fn num<T: std::str::FromStr>(name: &str, s: String) -> Res<T> {
-            s.parse().map_err(|_| format!("{name}: not a number: {s}"))
-        }
-        match key.as_str() {
-            "--url" => a.url = Some(value("--url")?),
-            "--label" => a.label = Some(value("--label")?),
-            "--quick" => a.quick = true,
-            "--mode" => a.mode = Some(value("--mode")?),
-            "--clients" => a.clients = Some(num("--clients", value("--clients")?)?),
-            "--seconds" => a.seconds = Some(num("--seconds", value("--seconds")?)?),
-            "--pid" => a.pid = Some(num("--pid", value("--pid")?)?),
-            "--repo" => a.repo = value("--repo")?,
-            "--user" => a.user = Some(value("--user")?),
-            "--timeout-secs" => a.timeout_secs = num("--timeout-secs", value("--timeout-secs")?)?,
-            "--blobs" => a.blobs = Some(num("--blobs", value("--blobs")?)?),
-            "--gc-max-secs" => a.gc_max_secs = num("--gc-max-secs", value("--gc-max-secs")?)?,
-            "--monolithic" => a.monolithic = true,
-            "--rate" => a.rate = Some(num("--rate", value("--rate")?)?).filter(|r: &f64| *r > 0.0),
-            // Anything else (`--bench`, filters...) comes from cargo or libtest: ignore it.
-            _ => {}
-        }
-    }
-    Ok(a)
+    let f = Flags::parse(
+        &["--quick", "--monolithic"],
+        &[
+            "--url",
+            "--label",
+            "--mode",
+            "--clients",
+            "--seconds",
+            "--pid",
+            "--repo",
+            "--user",
+            "--timeout-secs",
+            "--blobs",
+            "--gc-max-secs",
+            "--rate",
+        ],
+    )?;
+    Ok(Args {
+        url: f.str("--url"),
+        label: f.str("--label"),
+        quick: f.has("--quick"),
+        mode: f.str("--mode"),
+        clients: f.num("--clients")?,
+        seconds: f.num("--seconds")?,
+        pid: f.num("--pid")?,
+        repo: f.str("--repo").unwrap_or_else(|| "stowage-writes/bench".to_owned()),
+        user: f.str("--user"),
+        timeout_secs: f.num("--timeout-secs")?.unwrap_or(1200),
+        blobs: f.num("--blobs")?,
+        gc_max_secs: f.num("--gc-max-secs")?.unwrap_or(600),
+        monolithic: f.has("--monolithic"),
+        rate: f.num::<f64>("--rate")?.filter(|r| *r > 0.0),
+    })
 }
 
 fn main() {

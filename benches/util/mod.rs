@@ -1,6 +1,7 @@
-//! Helpers shared by the load benchmarks (`load.rs`, `writes.rs`): test data, digests, Basic
-//! credentials, the server's CPU time from /proc and table cells. A directory module, so cargo
-//! does not take it for a bench target of its own. It never talks to a server.
+//! Helpers shared by the load benchmarks (`load.rs`, `writes.rs`, `matrix.rs`): command-line
+//! flags, test data, digests, Basic credentials, the server's CPU time from /proc and table cells.
+//! A directory module, so cargo does not take it for a bench target of its own. It never talks to
+//! a server.
 
 use base64::Engine as _;
 
@@ -61,4 +62,46 @@ pub fn read_cpu_seconds(pid: u32) -> Res<f64> {
 /// A table cell: the value with `prec` decimals, or `-` when not measured.
 pub fn cell(v: Option<f64>, prec: usize) -> String {
     v.map_or_else(|| "-".to_owned(), |x| format!("{x:.prec$}"))
+}
+
+/// A bench's command-line flags: `--name value`, `--name=value` and bare switches. Names the bench
+/// does not declare are skipped, value and all when given as `--name=value`: cargo and libtest add
+/// their own (`--bench`, `--test-threads=2`, filters), and a bench must not fail on them.
+pub struct Flags(Vec<(&'static str, Option<String>)>);
+
+impl Flags {
+    /// Reads the process arguments: each of `switches` is a flag alone, each of `valued` takes
+    /// the next argument (or what follows `=`) as its value.
+    pub fn parse(switches: &[&'static str], valued: &[&'static str]) -> Res<Flags> {
+        let mut out = Vec::new();
+        let mut it = std::env::args().skip(1);
+        while let Some(raw) = it.next() {
+            let (key, inline) = match raw.split_once('=') {
+                Some((k, v)) if k.starts_with("--") => (k.to_owned(), Some(v.to_owned())),
+                _ => (raw, None),
+            };
+            if let Some(&name) = switches.iter().find(|s| **s == key) {
+                out.push((name, None));
+            } else if let Some(&name) = valued.iter().find(|s| **s == key) {
+                let v = inline.or_else(|| it.next()).ok_or_else(|| format!("{name} needs a value"))?;
+                out.push((name, Some(v)));
+            }
+        }
+        Ok(Flags(out))
+    }
+
+    /// Whether switch `name` was given.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| *k == name)
+    }
+
+    /// The last value given for `name`.
+    pub fn str(&self, name: &str) -> Option<String> {
+        self.0.iter().rev().find(|(k, _)| *k == name).and_then(|(_, v)| v.clone())
+    }
+
+    /// The last value given for `name`, parsed.
+    pub fn num<T: std::str::FromStr>(&self, name: &str) -> Res<Option<T>> {
+        self.str(name).map(|s| s.parse().map_err(|_| format!("{name}: not a number: {s}"))).transpose()
+    }
 }
