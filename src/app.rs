@@ -24,8 +24,9 @@ pub struct App {
     pub(crate) manifest_cache: cache::ManifestCache,
     /// Responses sent, by status class (index 1 = 1xx ... 5 = 5xx).
     pub(crate) responses: [std::sync::atomic::AtomicU64; 6],
-    /// (Authorization header, repository, action) -> the authorized caller.
-    pub(crate) decisions: cache::GenCache<([u8; 32], String, u8), Authenticated>,
+    /// (Authorization header, repository, action) -> the authorized caller, and what deciding
+    /// read (its invalidation scope).
+    pub(crate) decisions: cache::GenCache<([u8; 32], String, u8), (Authenticated, crate::access::reads::DecisionReads)>,
     /// (Authorization header, repository, action) already answered with a 401 challenge for a
     /// registry token that lacks the action (see `handlers::insufficient_scope`).
     pub(crate) challenged: cache::GenCache<([u8; 32], String, u8), ()>,
