@@ -427,3 +427,22 @@ mod access_tests {
         assert_eq!(s.access_keys([]), 0);
     }
 }
+
+#[cfg(test)]
+mod spread_tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    /// 1,000 keys over 4,096 stripes: about 885 distinct for a good hash. A weak one (say, OR
+    /// instead of XOR in FNV) folds many keys together, which costs needless invalidations.
+    #[test]
+    fn keys_spread_over_the_stripes() {
+        let entities: HashSet<usize> = (0..1000u64).map(|i| AccessKey::Entity(i).stripe()).collect();
+        let names: Vec<String> = (0..1000).map(|i| format!("user{i}")).collect();
+        let users: HashSet<usize> = names.iter().map(|n| AccessKey::User(n).stripe()).collect();
+        assert!(entities.len() > 820 && users.len() > 820, "{} {}", entities.len(), users.len());
+        // The kinds are told apart: the same bytes as a user and as a token differ somewhere.
+        let apart = names.iter().filter(|n| AccessKey::User(n).stripe() != AccessKey::Token(n).stripe()).count();
+        assert!(apart > 990, "{apart}");
+    }
+}
