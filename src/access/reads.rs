@@ -88,7 +88,9 @@ mod tests {
 
     /// Each write, and whether it is to something a decision by alice with token `tok1` on
     /// `syn1/app` (id 9 in project 1) read.
-    fn writes() -> Vec<(&'static str, Box<dyn Fn(&Catalog)>, bool)> {
+    type Write = Box<dyn Fn(&Catalog)>;
+
+    fn writes() -> Vec<(&'static str, Write, bool)> {
         vec![
             ("alice's record", Box::new(|c| c.put_record(Rec::User("alice"), &1).unwrap()), true),
             ("alice's token", Box::new(|c| c.put_record(Rec::Token("tok1"), &1).unwrap()), true),
