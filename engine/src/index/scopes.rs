@@ -5,11 +5,12 @@
 //! - `global`: the repository names (a repository made or purged changes which id a name means)
 //!   and removed blob records (garbage collection);
 //! - `access`: every write to the access model (users, teams and memberships, entities, sharing
-//!   settings, tokens, the trash) and repository names; on its own it says only that SOME such
-//!   write happened (the fence of [`Scopes::access_keys`]). Each of those writes also bumps one of
-//!   [`ACCESS_STRIPES`] counters chosen by what it names ([`AccessKey`]: a user, a token, an
-//!   entity, a repository name, a team), or, for a key of a layout this module does not know, the
-//!   `unscoped` counter that every [`Scopes::access_keys`] includes (fails safe);
+//!   settings, tokens, the trash). With `global` it says only that SOME such write (or a name)
+//!   happened: the fence of [`Scopes::access_keys`]. Each of those writes, and each repository
+//!   name, also bumps one of [`ACCESS_STRIPES`] counters chosen by what it names ([`AccessKey`]:
+//!   a user, a token, an entity, a repository name, a team), or, for a key of a layout this
+//!   module does not know, the `unscoped` counter that every [`Scopes::access_keys`] includes
+//!   (fails safe);
 //! - `repo`: one of [`REPO_STRIPES`] counters chosen by repository id, for the records keyed by
 //!   repository (the repository record, links, manifests, tags, history, referrers).
 //!
