@@ -77,7 +77,7 @@ fn fixture() -> Fixture {
     let auth = Auth::new(keys, store, "stowage".into(), "http://127.0.0.1:5000/v2/token".into());
     let public_url = stowage::public_url::PublicUrl::new(None, false, Vec::new(), "127.0.0.1:5000".into());
     let app = App::new(settings, engine, auth, public_url);
-    let who = Authenticated { caller, kind: CredentialKind::Password, claims: None };
+    let who = Authenticated { caller, kind: CredentialKind::Password, claims: None, token: None };
     Fixture { rt, app, who, name: repo.name, _dir: dir }
 }
 

@@ -24,8 +24,9 @@ pub struct App {
     pub(crate) manifest_cache: cache::ManifestCache,
     /// Responses sent, by status class (index 1 = 1xx ... 5 = 5xx).
     pub(crate) responses: [std::sync::atomic::AtomicU64; 6],
-    /// (Authorization header, repository, action) -> the authorized caller.
-    pub(crate) decisions: cache::GenCache<([u8; 32], String, u8), Authenticated>,
+    /// (Authorization header, repository, action) -> the authorized caller, and what deciding
+    /// read (its invalidation scope).
+    pub(crate) decisions: cache::GenCache<([u8; 32], String, u8), (Authenticated, crate::access::reads::DecisionReads)>,
     /// (Authorization header, repository, action) already answered with a 401 challenge for a
     /// registry token that lacks the action (see `handlers::insufficient_scope`).
     pub(crate) challenged: cache::GenCache<([u8; 32], String, u8), ()>,
@@ -43,8 +44,6 @@ pub struct App {
 
 /// Entries of each hot-path cache.
 const HOT_CACHE_ENTRIES: usize = 16_384;
-/// Oldest a cached authorization may be: bounds how late a token's expiry is noticed.
-const DECISION_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Manifest bytes kept in memory.
 const MANIFEST_CACHE_BYTES: usize = 64 << 20;
@@ -52,6 +51,7 @@ const MANIFEST_CACHE_BYTES: usize = 64 << 20;
 impl App {
     pub fn new(settings: Settings, engine: Engine, auth: Auth, public_url: crate::public_url::PublicUrl) -> Arc<App> {
         let conns = crate::conn::ConnLimits::new(settings.max_connections, settings.max_connections_per_ip);
+        let decision_max_age = settings.decision_max_age;
         Arc::new_cyclic(|me| App {
             me: me.clone(),
             settings,
@@ -62,7 +62,7 @@ impl App {
             conns: std::sync::Arc::new(conns),
             manifest_cache: cache::ManifestCache::new(MANIFEST_CACHE_BYTES),
             responses: Default::default(),
-            decisions: cache::GenCache::new(HOT_CACHE_ENTRIES, DECISION_MAX_AGE),
+            decisions: cache::GenCache::new(HOT_CACHE_ENTRIES, decision_max_age),
             challenged: cache::GenCache::new(HOT_CACHE_ENTRIES, crate::handlers::RECHALLENGE_WINDOW),
             resolved: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),
             blob_sizes: cache::GenCache::new(HOT_CACHE_ENTRIES, std::time::Duration::from_secs(3600)),

@@ -1,8 +1,9 @@
 //! The caches of the daemon, each bounded: the manifest bytes by digest (content-addressed, so
 //! never stale), and small read caches for the hot request paths (authorization, manifest by tag,
 //! blob HEAD), each entry stamped with the write generation of the scope it was read from
-//! (`stowage_engine::index::scopes`): authorizations with the access model's, manifests and blob
-//! sizes with their repository's. An entry is used only while no write has happened in its scope
+//! (`stowage_engine::index::scopes`): authorizations with that of the user, token, repository
+//! name, repository and project they read (`access::reads`), manifests and blob sizes with their
+//! repository's. An entry is used only while no write has happened in its scope
 //! since it was read, so a revoked permission, a trashed repository or a moved tag is seen by the
 //! very next request, while a push to one repository leaves every other repository's entries hot.
 

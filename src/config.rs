@@ -248,6 +248,10 @@ pub struct Settings {
     pub scrub_bytes_per_s: u64,
     /// Backups only below this directory (`None`: anywhere outside the data directory).
     pub backup_root: Option<PathBuf>,
+    /// Oldest a cached authorization decision may be: bounds how late a token's expiry is
+    /// noticed (writes invalidate at once, whatever this is). Not in the config file: 1 s; tests
+    /// lengthen it to tell invalidation from ageing.
+    pub decision_max_age: Duration,
 }
 
 impl Settings {
@@ -367,6 +371,7 @@ impl Config {
                 Some(r) if !r.is_absolute() => anyhow::bail!("backup.root {} must be an absolute path", r.display()),
                 r => r.clone(),
             },
+            decision_max_age: Duration::from_secs(1),
         })
     }
 }

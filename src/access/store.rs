@@ -376,6 +376,12 @@ impl Store {
 
     /// Gathers what the rules need to decide on repository `name` (`<projectId>/<path>`).
     pub fn repo_facts(&self, name: &str, project_component: &str) -> Result<RepoFacts> {
+        Ok(self.repo_facts_and_id(name, project_component)?.0)
+    }
+
+    /// [`Store::repo_facts`], with the id of the repository if it exists (what the facts were
+    /// read under: its sharing settings and trash record are keyed by it).
+    pub fn repo_facts_and_id(&self, name: &str, project_component: &str) -> Result<(RepoFacts, Option<u64>)> {
         let project_id = parse_entity_id(project_component);
         let project = match project_id {
             Some(id) => self.project(id)?,
@@ -401,7 +407,7 @@ impl Store {
             Some(p) => self.acl(p.id)?.unwrap_or_default(),
             None => Acl::default(),
         };
-        Ok(RepoFacts {
+        let facts = RepoFacts {
             name: name.to_string(),
             project_id: project_component.to_string(),
             project_exists: project.is_some(),
@@ -409,7 +415,8 @@ impl Store {
             repo_exists: repo.is_some(),
             repo_acl,
             trashed,
-        })
+        };
+        Ok((facts, repo.map(|r| r.id)))
     }
 
     // ---- audit trail ----

@@ -75,6 +75,9 @@ pub struct Authenticated {
     pub kind: CredentialKind,
     /// Present when the request carried a registry token: it limits what the request may do.
     pub claims: Option<Claims>,
+    /// The id of the personal access token the credential rests on (used directly, or the one a
+    /// registry token was issued for): revoking it ends the credential.
+    pub token: Option<String>,
 }
 
 /// A user checked by [`Auth::login`], with the access token used, if any.
@@ -305,7 +308,12 @@ impl Auth {
     /// Registry tokens are accepted here; the REST API refuses them by their kind.
     pub async fn authenticate(&self, headers: &HeaderMap, ip: IpAddr) -> Result<Authenticated, AuthError> {
         let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-            return Ok(Authenticated { caller: Caller::anonymous(), kind: CredentialKind::Anonymous, claims: None });
+            return Ok(Authenticated {
+                caller: Caller::anonymous(),
+                kind: CredentialKind::Anonymous,
+                claims: None,
+                token: None,
+            });
         };
         let value = value.to_str().map_err(|_| AuthError::Malformed)?;
         if let Some(token) = value.strip_prefix("Bearer ").map(str::trim) {
@@ -314,7 +322,12 @@ impl Auth {
                 let (id, secret) = secrets::parse_access_token(token).ok_or(AuthError::BadCredentials)?;
                 let (user, rec) = self.check_access_token(id, secret)?;
                 let caller = self.store.caller_for(&user, Some(rec.scopes))?;
-                return Ok(Authenticated { caller, kind: CredentialKind::AccessToken, claims: None });
+                return Ok(Authenticated {
+                    caller,
+                    kind: CredentialKind::AccessToken,
+                    claims: None,
+                    token: Some(rec.id),
+                });
             }
             let claims = self.keys.verify(token, &self.service).map_err(|e| {
                 tracing::info!(error = %e, "registry token refused");
@@ -324,14 +337,16 @@ impl Auth {
                 return Err(AuthError::RefreshTokenElsewhere);
             }
             let caller = self.caller_from_claims(&claims)?;
-            return Ok(Authenticated { caller, kind: CredentialKind::RegistryToken, claims: Some(claims) });
+            let token = claims.pat.clone();
+            return Ok(Authenticated { caller, kind: CredentialKind::RegistryToken, claims: Some(claims), token });
         }
         if let Some(b) = value.strip_prefix("Basic ") {
             let (user, pass) = parse_basic(b).ok_or(AuthError::Malformed)?;
             let login = self.login(&user, &pass, ip).await?;
             let kind = if login.token.is_some() { CredentialKind::AccessToken } else { CredentialKind::Password };
+            let token = login.token.as_ref().map(|t| t.id.clone());
             let caller = self.store.caller_for(&login.user, login.token.map(|t| t.scopes))?;
-            return Ok(Authenticated { caller, kind, claims: None });
+            return Ok(Authenticated { caller, kind, claims: None, token });
         }
         Err(AuthError::Malformed)
     }

@@ -11,6 +11,7 @@ mod uploads;
 
 pub use token::form_pairs;
 
+use crate::access::reads::DecisionReads;
 use crate::access::rules::{decide, RegistryAction};
 pub use crate::app::App;
 use crate::auth::{AuthError, Authenticated};
@@ -118,8 +119,10 @@ impl App {
         authority: Option<&str>,
         peer: IpAddr,
     ) -> Result<Authenticated, ApiError> {
-        // Decisions read the access model and repository names: that is their scope.
-        let generation = self.engine.catalog().scopes().access();
+        // Decisions read parts of the access model (`access::reads`): an entry is stamped with
+        // their generation, and the fence around the read makes sure no write was missed.
+        let scopes = self.engine.catalog().scopes();
+        let fence = scopes.access();
         // Keyed by a hash of the whole header: fixed size whatever the client sends.
         let credential = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
         let mut credential_hash = [0u8; 32];
@@ -128,11 +131,17 @@ impl App {
         // other action-less endpoints (a 401 challenge, which docker login relies on): its own key.
         let action = if matches!(ep, Endpoint::Base) { u8::MAX } else { ep.action() as u8 };
         let key = (credential_hash, ep.name().map(|n| n.as_str().to_string()).unwrap_or_default(), action);
-        if let Some(who) = self.decisions.get(&key, |_| self.engine.catalog().scopes().access()) {
+        if let Some((who, _)) = self.decisions.get(&key, |(_, reads)| reads.stamp(scopes)) {
             return Ok(who);
         }
-        let who = self.authorize_uncached(ep, headers, authority, peer, &key).await?;
-        self.decisions.put(key, generation, who.clone());
+        let (who, repo_id) = self.authorize_uncached(ep, headers, authority, peer, &key).await?;
+        let reads = DecisionReads::of(&who, ep.name().map(|n| (n, repo_id)));
+        let stamp = reads.stamp(scopes);
+        // An access write during the read (anywhere: rare) may have been missed; the next
+        // request decides afresh.
+        if scopes.access() == fence {
+            self.decisions.put(key, stamp, (who.clone(), reads));
+        }
         Ok(who)
     }
 
@@ -143,7 +152,7 @@ impl App {
         authority: Option<&str>,
         peer: IpAddr,
         key: &([u8; 32], String, u8),
-    ) -> Result<Authenticated, ApiError> {
+    ) -> Result<(Authenticated, Option<u64>), ApiError> {
         // Where this client reaches us: the token realm of any challenge below.
         let base = || self.public_url.base(headers, authority, peer);
         let scope_of = |name: &str, act: RegistryAction| match act {
@@ -184,8 +193,8 @@ impl App {
                 }
             }
             action => {
-                let (Some(name), Some(act)) = (ep.name(), registry_action(action)) else { return Ok(who) };
-                let facts = self.auth.store.repo_facts(name.as_str(), name.project())?;
+                let (Some(name), Some(act)) = (ep.name(), registry_action(action)) else { return Ok((who, None)) };
+                let (facts, repo_id) = self.auth.store.repo_facts_and_id(name.as_str(), name.project())?;
                 if let Err(d) = decide(&who.caller, act, &facts) {
                     if d.wants_login() {
                         return Err(self.challenge(&base(), Some(&scope_of(name.as_str(), act)), &d.to_string()));
@@ -197,9 +206,10 @@ impl App {
                         return Err(self.insufficient_scope(&base(), key, &scope_of(name.as_str(), act), name, act));
                     }
                 }
+                return Ok((who, repo_id));
             }
         }
-        Ok(who)
+        Ok((who, None))
     }
 
     /// The answer to a registry token that lacks an action the rules allow its holder.

@@ -154,6 +154,7 @@ impl App {
                 caller: crate::access::rules::Caller::anonymous(),
                 kind: CredentialKind::Anonymous,
                 claims: None,
+                token: None,
             },
             peer,
             method: req.method().clone(),

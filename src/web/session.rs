@@ -170,7 +170,7 @@ impl crate::app::App {
             return Ok(None);
         };
         let caller = self.auth.store.caller_for(&user, None)?;
-        Ok(Some((s, Authenticated { caller, kind: CredentialKind::Password, claims: None })))
+        Ok(Some((s, Authenticated { caller, kind: CredentialKind::Password, claims: None, token: None })))
     }
 }
 

@@ -36,6 +36,7 @@ mod real_oras;
 mod real_podman;
 mod real_skopeo;
 mod real_tls;
+mod scoped_auth;
 mod scoped_cache;
 mod sec_audit;
 mod sec_exposure;
