@@ -535,31 +535,53 @@ impl App {
         if !matches!(order, "asc" | "desc") {
             return Err(bad_request(format!("order={order:?}: use asc or desc")));
         }
-        // By tag, ascending (the default): the index order, so only the page's records are read
-        // (and the keys counted for the total). Other orders read every tag record.
-        let in_index_order = sort == "tag" && order == "asc";
-        let want = if in_index_order { offset.saturating_add(limit) } else { usize::MAX };
-        let mut rows = Vec::new();
-        for (tag, rec) in cat.tag_records(e.id(), None, want)? {
-            rows.push((tag, rec));
+        let desc = order == "desc";
+        let cursor = call.q("cursor");
+        if cursor.is_some_and(|c| c.len() > MAX_CURSOR) {
+            return Err(bad_request(format!("cursor is at most {MAX_CURSOR} characters: give the one from `next`")));
         }
-        if sort == "created" {
-            rows.sort_by_key(|(t, r)| (r.time, t.clone()));
-        }
-        if order == "desc" {
-            rows.reverse();
-        }
-        let total = if in_index_order { cat.count_tags(e.id())? } else { rows.len() };
-        // Manifest records only for the page.
+        // Every order reads the index in its own order: `offset` keys are skipped, then one more
+        // than the page (to know whether there is a next page); only the page's records are read.
+        let want = limit.saturating_add(1);
+        let rows = match (sort, cursor) {
+            ("tag", c) if !desc => {
+                let keys = cat.list_tags(e.id(), c, offset.saturating_add(want))?;
+                let mut rows = Vec::new();
+                for t in keys.into_iter().skip(offset) {
+                    rows.extend(cat.tag(e.id(), &t)?.map(|r| (t, r)));
+                }
+                rows
+            }
+            ("tag", c) => cat.tag_records_desc(e.id(), c, offset, want)?,
+            (_, c) => {
+                let from = c.map(parse_time_cursor).transpose()?;
+                cat.tags_by_time(e.id(), desc, from, offset, want)?
+            }
+        };
+        let next = (limit > 0 && rows.len() > limit).then(|| {
+            let (tag, r) = &rows[limit - 1];
+            let c = if sort == "tag" { tag.clone() } else { format!("{}:{tag}", r.time) };
+            format!(
+                "/api/v1/repositories/{}/tags?sort={sort}&order={order}&limit={limit}&cursor={}",
+                syn(e.id()),
+                query_escape(&c)
+            )
+        });
         let mut tags: Vec<Value> = Vec::new();
-        for (tag, r) in rows.into_iter().skip(offset).take(limit) {
+        for (tag, r) in rows.into_iter().take(limit) {
             let m = cat.manifest(e.id(), &r.digest)?;
             tags.push(json!({
                 "tag": tag, "digest": r.digest, "pushed": r.time, "pusher": r.pusher,
                 "media_type": m.as_ref().map(|m| m.media_type.clone()), "size": m.as_ref().map(|m| m.size),
             }));
         }
-        Ok((StatusCode::OK, json!({ "repository": syn(e.id()), "name": e.name(), "total": total, "tags": tags })))
+        // The count is one record, kept with every tag write.
+        let total = cat.count_tags(e.id())?;
+        let mut v = json!({ "repository": syn(e.id()), "name": e.name(), "total": total, "tags": tags });
+        if let Some(n) = next {
+            v["next"] = json!(n);
+        }
+        Ok((StatusCode::OK, v))
     }
 
     pub(super) fn repository_commits(&self, call: &Call, id: &str) -> ApiResult {
@@ -612,6 +634,29 @@ fn parse_num(v: Option<&str>, default: usize) -> Result<usize, ApiErr> {
     v.map(|s| s.parse::<usize>().map_err(|_| bad_request(format!("{s:?} is not a non-negative number"))))
         .transpose()
         .map(|x| x.unwrap_or(default))
+}
+
+/// Longest `cursor` accepted (a push time, a colon and a tag of at most 128 characters, or a
+/// repository path).
+const MAX_CURSOR: usize = 300;
+
+/// A `created` cursor, `<push time>:<tag>`, as `next` links carry it.
+fn parse_time_cursor(c: &str) -> Result<(i64, &str), ApiErr> {
+    c.split_once(':')
+        .and_then(|(t, tag)| Some((t.parse::<i64>().ok()?, tag)))
+        .ok_or_else(|| bad_request(format!("cursor={c:?} is not <push time>:<tag>: give the one from `next`")))
+}
+
+/// Escapes a value for a query string in a `next` link.
+pub(super) fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 fn trash_json(t: &TrashRecord) -> Value {

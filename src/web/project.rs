@@ -176,10 +176,11 @@ impl App {
         Ok(html(StatusCode::OK, page(ctx, &format!("{} ({id})", js(p, "name")), body)))
     }
 
-    /// Tag count and last push of a managed repository (bounded scans of its tag records).
+    /// Tag count and last push of a managed repository: the count record and the last entry of
+    /// the push-time index, two reads whatever the number of tags.
     fn web_repo_summary(&self, id: u64) -> Result<(usize, Option<i64>), ApiError> {
-        let recs = self.engine.catalog().tag_records(id, None, super::tags::MAX_SORT_SCAN)?;
-        Ok((recs.len(), recs.iter().map(|(_, r)| r.time).max()))
+        let cat = self.engine.catalog();
+        Ok((cat.count_tags(id)?, cat.last_push(id)?))
     }
 
     /// What the caller may do on an entity, from its sharing settings as the REST API returned
