@@ -170,30 +170,86 @@ impl App {
         Ok((StatusCode::OK, self.ent_json(&e)?))
     }
 
+    /// A project's repositories the caller may READ, a page at a time: managed repositories by
+    /// name (read from the name index under the project's prefix, `limit + 1` names per page),
+    /// then external repositories by id. `cursor` (from `next`) is `r:<name>` or `x:<id>`.
     pub(super) fn project_repositories(&self, call: &Call, id: &str) -> ApiResult {
         let Ent::Project(p) = self.ent_with(call, id, AccessType::Read)? else {
             return Err(not_found(format!("{id} is not a project")));
         };
+        let limit = parse_num(call.q("limit"), 100)?.min(LIST_LIMIT_MAX);
+        let bad_cursor =
+            || bad_request("cursor must be r:<repository name> or x:<entity id>: give the one from `next`");
+        let cursor = match call.q("cursor") {
+            None => None,
+            Some(c) if c.len() > MAX_CURSOR => return Err(bad_cursor()),
+            Some(c) => match c.split_once(':') {
+                Some(("r", name)) => Some(Err(name)),
+                Some(("x", n)) => Some(Ok(n.parse::<u64>().map_err(|_| bad_cursor())?)),
+                _ => return Err(bad_cursor()),
+            },
+        };
         let mut out = Vec::new();
-        let prefix = format!("{}/", syn(p.id));
-        for (name, rid) in self.engine.catalog().list_repo_names(Some(&syn(p.id)), usize::MAX)? {
-            if !name.starts_with(&prefix) {
-                break;
+        let mut next = None;
+        let visible = |e: &Ent| -> Result<bool, ApiErr> {
+            Ok(!self.in_trash(e)? && can(&call.caller, &self.benefactor(e)?.0, AccessType::Read))
+        };
+        let link = |c: String| {
+            format!("/api/v1/projects/{}/repositories?limit={limit}&cursor={}", syn(p.id), query_escape(&c))
+        };
+        let mut externals_after = None;
+        if let None | Some(Err(_)) = cursor {
+            let after = match cursor {
+                Some(Err(name)) => Some(name),
+                _ => None,
+            };
+            let prefix = format!("{}/", syn(p.id));
+            let names = self.engine.catalog().repo_names_under(&prefix, after, limit.saturating_add(1))?;
+            if names.len() > limit {
+                next = names.get(limit.wrapping_sub(1)).map(|(n, _)| link(format!("r:{n}")));
             }
-            if let Some(r) = self.engine.catalog().repo(rid)? {
-                let e = Ent::Managed(r);
-                if !self.in_trash(&e)? && can(&call.caller, &self.benefactor(&e)?.0, AccessType::Read) {
+            for (_, rid) in names.into_iter().take(limit) {
+                if let Some(r) = self.engine.catalog().repo(rid)? {
+                    let e = Ent::Managed(r);
+                    if visible(&e)? {
+                        out.push(self.ent_json(&e)?);
+                    }
+                }
+            }
+        } else if let Some(Ok(x)) = cursor {
+            externals_after = Some(x);
+        }
+        // External repositories once the managed ones are done, in the room the page has left.
+        let room = limit.saturating_sub(out.len());
+        if next.is_none() && limit > 0 {
+            let mut xs: Vec<_> = self
+                .auth
+                .store
+                .external_repos(p.id)?
+                .into_iter()
+                .filter(|x| externals_after.is_none_or(|a| x.id > a))
+                .collect();
+            xs.sort_by_key(|x| x.id);
+            if xs.len() > room {
+                next = Some(if room == 0 {
+                    // The page is full of managed repositories: the externals start the next one.
+                    link(format!("x:{}", externals_after.unwrap_or(0)))
+                } else {
+                    link(format!("x:{}", xs[room - 1].id))
+                });
+            }
+            for x in xs.into_iter().take(room) {
+                let e = Ent::External(x);
+                if visible(&e)? {
                     out.push(self.ent_json(&e)?);
                 }
             }
         }
-        for x in self.auth.store.external_repos(p.id)? {
-            let e = Ent::External(x);
-            if !self.in_trash(&e)? && can(&call.caller, &self.benefactor(&e)?.0, AccessType::Read) {
-                out.push(self.ent_json(&e)?);
-            }
+        let mut v = json!({ "repositories": out });
+        if let Some(n) = next {
+            v["next"] = json!(n);
         }
-        Ok((StatusCode::OK, json!({ "repositories": out })))
+        Ok((StatusCode::OK, v))
     }
 
     pub(super) fn create_external(&self, call: &Call, id: &str) -> ApiResult {
@@ -435,12 +491,7 @@ impl App {
             Ent::External(_) => {}
             Ent::Project(p) => {
                 let prefix = format!("{}/", syn(p.id));
-                for (name, rid) in cat.list_repo_names(Some(&syn(p.id)), usize::MAX)? {
-                    if !name.starts_with(&prefix) {
-                        break;
-                    }
-                    repo_ids.push(rid);
-                }
+                repo_ids.extend(cat.repo_names_under(&prefix, None, usize::MAX)?.into_iter().map(|(_, rid)| rid));
             }
         }
         for rid in repo_ids {
@@ -466,11 +517,7 @@ impl App {
                 Ent::Managed(r) => repo(r.id, false)?,
                 Ent::External(x) => repo(x.id, true)?,
                 Ent::Project(p) => {
-                    let prefix = format!("{}/", syn(p.id));
-                    for (name, rid) in cat.list_repo_names(Some(&syn(p.id)), usize::MAX)? {
-                        if !name.starts_with(&prefix) {
-                            break;
-                        }
+                    for (_, rid) in cat.repo_names_under(&format!("{}/", syn(p.id)), None, usize::MAX)? {
                         repo(rid, false)?;
                     }
                     for x in store.external_repos(p.id)? {

@@ -110,7 +110,13 @@ impl App {
 
     async fn web_project_page(&self, ctx: &Ctx, p: &Value) -> PageResult {
         let id = js(p, "id");
-        let repos = self.rest(ctx, Method::GET, &["projects", id, "repositories"], &[], Value::Null).await?;
+        // One page of the project's repositories (the REST listing's page size), with a link to
+        // the next.
+        let q: Vec<(&str, &str)> = ["cursor", "limit"].into_iter().filter_map(|k| ctx.q(k).map(|v| (k, v))).collect();
+        let repos = self.rest(ctx, Method::GET, &["projects", id, "repositories"], &q, Value::Null).await?;
+        // The REST `next` is `...?limit=N&cursor=C`: the page keeps both.
+        let next =
+            repos.get("next").and_then(Value::as_str).and_then(|n| n.split_once('?')).map(|(_, q)| q.to_string());
         let usage = self.rest(ctx, Method::GET, &["projects", id, "usage"], &[], Value::Null).await?;
         let acl = self.rest(ctx, Method::GET, &["entities", id, "acl"], &[], Value::Null).await?;
         let mine = self.web_my_access(ctx, &acl);
@@ -149,6 +155,9 @@ impl App {
                         }
                     }
                 } }
+            }
+            @if let Some(c) = &next {
+                nav.pager aria-label="More repositories" { a href={ "/" (id) "?" (c) } rel="next" { "Next page" } }
             }
             h2 { "External repositories" }
             @if external.is_empty() {

@@ -196,3 +196,75 @@ async fn portal_newest_push_first_and_the_docker_tab_read_the_index() {
     assert_eq!(p.texts("tbody tr td")[1], "5");
     assert_eq!(p.attr("tbody tr td time", "datetime").unwrap(), "1970-01-01T00:03:20Z");
 }
+
+#[tokio::test]
+async fn project_repositories_page_by_name_then_externals() {
+    let s = TestServer::start();
+    for r in ["syn1/d", "syn1/b", "syn1/a", "syn1/c"] {
+        push_image(&s, r, "v1", r.as_bytes()).await;
+    }
+    let mut xids = Vec::new();
+    for x in ["quay.io/org/one", "quay.io/org/two"] {
+        let (st, v) =
+            post(&client(), &api(&s, "projects/syn1/external-repositories"), json!({ "repository_name": x })).await;
+        assert_eq!(st, 201, "{v}");
+        xids.push(v["id"].as_str().unwrap().trim_start_matches("syn").to_string());
+    }
+    let base = "/api/v1/projects/syn1/repositories";
+    let names = |v: &Value| -> Vec<String> {
+        v["repositories"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
+    };
+    let walk = |first: String| {
+        let s = &s;
+        async move {
+            let (mut pages, mut nexts) = (Vec::new(), Vec::new());
+            let mut url = first;
+            for _ in 0..10 {
+                let (st, v, link) = page(s, &url).await;
+                assert_eq!(st, 200, "{url}: {v}");
+                pages.push(names(&v));
+                match v.get("next").and_then(Value::as_str) {
+                    Some(n) => {
+                        assert_eq!(link.as_deref(), Some(format!("<{n}>; rel=\"next\"").as_str()));
+                        nexts.push(n.to_string());
+                        url = n.to_string();
+                    }
+                    None => {
+                        assert_eq!(link, None);
+                        return (pages, nexts);
+                    }
+                }
+            }
+            panic!("too many pages");
+        }
+    };
+    let (pages, nexts) = walk(format!("{base}?limit=2")).await;
+    assert_eq!(pages, [vec!["syn1/a", "syn1/b"], vec!["syn1/c", "syn1/d"], vec!["quay.io/org/one", "quay.io/org/two"]]);
+    assert_eq!(nexts, [format!("{base}?limit=2&cursor=r%3Asyn1%2Fb"), format!("{base}?limit=2&cursor=x%3A0")]);
+    let (pages, nexts) = walk(format!("{base}?limit=3")).await;
+    assert_eq!(pages, [vec!["syn1/a", "syn1/b", "syn1/c"], vec!["syn1/d", "quay.io/org/one", "quay.io/org/two"]]);
+    assert_eq!(nexts, [format!("{base}?limit=3&cursor=r%3Asyn1%2Fc")]);
+    let (pages, nexts) = walk(format!("{base}?limit=5")).await;
+    assert_eq!(pages, [vec!["syn1/a", "syn1/b", "syn1/c", "syn1/d", "quay.io/org/one"], vec!["quay.io/org/two"]]);
+    assert_eq!(nexts, [format!("{base}?limit=5&cursor=x%3A{}", xids[0])]);
+    // Without a limit: everything on one page (up to 100), the exact body of before.
+    let (st, v, link) = page(&s, base).await;
+    assert_eq!((st, link), (200, None));
+    assert_eq!(keys(&v), ["repositories"]);
+    assert_eq!(names(&v).len(), 6);
+    for q in ["cursor=q%3A1", "cursor=x%3Aabc", "cursor=r", "limit=x"] {
+        let (st, v, _) = page(&s, &format!("{base}?{q}")).await;
+        assert_eq!(st, 400, "{q}: {v}");
+        assert_error(&v, "bad_request");
+    }
+    // The portal's Docker tab pages the same way.
+    let mut b = Browser::new(&s);
+    b.sign_in("admin", ADMIN_PASSWORD).await;
+    let p = b.get("/syn1?limit=2").await;
+    assert_eq!(p.status, 200);
+    assert_eq!(p.texts("tbody tr td:first-child a"), ["syn1/a", "syn1/b"]);
+    assert_eq!(p.attr("a[rel=next]", "href").unwrap(), "/syn1?limit=2&cursor=r%3Asyn1%2Fb");
+    let p = b.get("/syn1?limit=2&cursor=r%3Asyn1%2Fb").await;
+    assert_eq!(p.texts("tbody tr td:first-child a"), ["syn1/c", "syn1/d"]);
+    crate::portal::check_page("/syn1?limit=2", &p.html);
+}

@@ -420,6 +420,15 @@ impl Catalog {
             .collect()
     }
 
+    /// Repository names starting with `prefix` (a project's `syn<N>/`), in order, after `after`,
+    /// at most `limit`: reads only those entries.
+    pub fn repo_names_under(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>> {
+        self.scan::<u64>(Tree::RepoNames, prefix.as_bytes(), after.map(str::as_bytes), limit)?
+            .into_iter()
+            .map(|(k, id)| Ok((String::from_utf8_lossy(&k).into_owned(), id)))
+            .collect()
+    }
+
     /// Removes a repository's index entries: name, record, tags, history, manifests, referrers and
     /// blob links, in one durable batch. Blobs stay for garbage collection.
     pub fn purge_repo(&self, id: u64) -> Result<()> {
