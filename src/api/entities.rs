@@ -222,14 +222,7 @@ impl App {
         // External repositories once the managed ones are done, in the room the page has left.
         let room = limit.saturating_sub(out.len());
         if next.is_none() && limit > 0 {
-            let mut xs: Vec<_> = self
-                .auth
-                .store
-                .external_repos(p.id)?
-                .into_iter()
-                .filter(|x| externals_after.is_none_or(|a| x.id > a))
-                .collect();
-            xs.sort_by_key(|x| x.id);
+            let xs = self.auth.store.external_repos_page(p.id, externals_after, room.saturating_add(1))?;
             if xs.len() > room {
                 next = Some(if room == 0 {
                     // The page is full of managed repositories: the externals start the next one.
@@ -504,24 +497,29 @@ impl App {
             if store.trash_record(t.id)?.is_none() {
                 return Ok(false);
             }
-            let mut repo = |rid: u64, entity_record: bool| -> stowage_engine::Result<()> {
+            // `external`: for an external repository, the project it is listed under (if any); its
+            // entity record and that entry go too.
+            let mut repo = |rid: u64, external: Option<Option<u64>>| -> stowage_engine::Result<()> {
                 cat.purge_repo_into(b, rid)?;
                 store.forget_acl_into(b, rid)?;
                 cat.delete_record_into(b, Rec::Trash(rid));
-                if entity_record {
+                if let Some(project) = external {
                     cat.delete_record_into(b, Rec::Entity(rid));
+                    if let Some(p) = project {
+                        cat.delete_project_external_into(b, p, rid);
+                    }
                 }
                 Ok(())
             };
             match &ent {
-                Ent::Managed(r) => repo(r.id, false)?,
-                Ent::External(x) => repo(x.id, true)?,
+                Ent::Managed(r) => repo(r.id, None)?,
+                Ent::External(x) => repo(x.id, Some(x.project))?,
                 Ent::Project(p) => {
                     for (_, rid) in cat.repo_names_under(&format!("{}/", syn(p.id)), None, usize::MAX)? {
-                        repo(rid, false)?;
+                        repo(rid, None)?;
                     }
                     for x in store.external_repos(p.id)? {
-                        repo(x.id, true)?;
+                        repo(x.id, Some(x.project))?;
                     }
                     store.forget_acl_into(b, p.id)?;
                     cat.delete_record_into(b, Rec::Entity(p.id));

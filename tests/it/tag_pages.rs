@@ -197,6 +197,33 @@ async fn portal_newest_push_first_and_the_docker_tab_read_the_index() {
     assert_eq!(p.attr("tbody tr td time", "datetime").unwrap(), "1970-01-01T00:03:20Z");
 }
 
+fn repo_names(v: &Value) -> Vec<String> {
+    v["repositories"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
+}
+
+/// Walks a project's repository pages from `first`, following `next` (and checking `Link`).
+async fn walk_repos(s: &TestServer, first: String) -> (Vec<Vec<String>>, Vec<String>) {
+    let (mut pages, mut nexts) = (Vec::new(), Vec::new());
+    let mut url = first;
+    for _ in 0..10 {
+        let (st, v, link) = page(s, &url).await;
+        assert_eq!(st, 200, "{url}: {v}");
+        pages.push(repo_names(&v));
+        match v.get("next").and_then(Value::as_str) {
+            Some(n) => {
+                assert_eq!(link.as_deref(), Some(format!("<{n}>; rel=\"next\"").as_str()));
+                nexts.push(n.to_string());
+                url = n.to_string();
+            }
+            None => {
+                assert_eq!(link, None);
+                return (pages, nexts);
+            }
+        }
+    }
+    panic!("more than 10 pages from {url}");
+}
+
 #[tokio::test]
 async fn project_repositories_page_by_name_then_externals() {
     let s = TestServer::start();
@@ -211,40 +238,14 @@ async fn project_repositories_page_by_name_then_externals() {
         xids.push(v["id"].as_str().unwrap().trim_start_matches("syn").to_string());
     }
     let base = "/api/v1/projects/syn1/repositories";
-    let names = |v: &Value| -> Vec<String> {
-        v["repositories"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
-    };
-    let walk = |first: String| {
-        let s = &s;
-        async move {
-            let (mut pages, mut nexts) = (Vec::new(), Vec::new());
-            let mut url = first;
-            for _ in 0..10 {
-                let (st, v, link) = page(s, &url).await;
-                assert_eq!(st, 200, "{url}: {v}");
-                pages.push(names(&v));
-                match v.get("next").and_then(Value::as_str) {
-                    Some(n) => {
-                        assert_eq!(link.as_deref(), Some(format!("<{n}>; rel=\"next\"").as_str()));
-                        nexts.push(n.to_string());
-                        url = n.to_string();
-                    }
-                    None => {
-                        assert_eq!(link, None);
-                        return (pages, nexts);
-                    }
-                }
-            }
-            panic!("too many pages");
-        }
-    };
-    let (pages, nexts) = walk(format!("{base}?limit=2")).await;
+    let names = repo_names;
+    let (pages, nexts) = walk_repos(&s, format!("{base}?limit=2")).await;
     assert_eq!(pages, [vec!["syn1/a", "syn1/b"], vec!["syn1/c", "syn1/d"], vec!["quay.io/org/one", "quay.io/org/two"]]);
     assert_eq!(nexts, [format!("{base}?limit=2&cursor=r%3Asyn1%2Fb"), format!("{base}?limit=2&cursor=x%3A0")]);
-    let (pages, nexts) = walk(format!("{base}?limit=3")).await;
+    let (pages, nexts) = walk_repos(&s, format!("{base}?limit=3")).await;
     assert_eq!(pages, [vec!["syn1/a", "syn1/b", "syn1/c"], vec!["syn1/d", "quay.io/org/one", "quay.io/org/two"]]);
     assert_eq!(nexts, [format!("{base}?limit=3&cursor=r%3Asyn1%2Fc")]);
-    let (pages, nexts) = walk(format!("{base}?limit=5")).await;
+    let (pages, nexts) = walk_repos(&s, format!("{base}?limit=5")).await;
     assert_eq!(pages, [vec!["syn1/a", "syn1/b", "syn1/c", "syn1/d", "quay.io/org/one"], vec!["quay.io/org/two"]]);
     assert_eq!(nexts, [format!("{base}?limit=5&cursor=x%3A{}", xids[0])]);
     // Without a limit: everything on one page (up to 100), the exact body of before.
@@ -257,6 +258,36 @@ async fn project_repositories_page_by_name_then_externals() {
         assert_eq!(st, 400, "{q}: {v}");
         assert_error(&v, "bad_request");
     }
+    // Data from before the externals index: it is built at start, the listing is the same.
+    let dir = s.stop();
+    {
+        let engine = stowage_engine::Engine::open(stowage_engine::EngineConfig::new(dir.path())).unwrap();
+        let cat = engine.catalog();
+        let mut b = Batch::default();
+        let mut n = 0;
+        cat.index()
+            .for_each_key(Tree::ProjectExternals, b"", &mut |k| {
+                b.delete(Tree::ProjectExternals, k.to_vec());
+                n += 1;
+                true
+            })
+            .unwrap();
+        assert_eq!(n, 2, "one entry per external repository");
+        b.delete(Tree::Meta, b"index/project_externals".to_vec());
+        cat.index().apply(b).unwrap();
+        cat.sync().unwrap();
+        assert!(cat.project_externals(1, None, 10).unwrap().is_empty());
+    }
+    let s = TestServer::start_in(dir, |_| {});
+    let (pages, _) = walk_repos(&s, format!("{base}?limit=3")).await;
+    assert_eq!(pages, [vec!["syn1/a", "syn1/b", "syn1/c"], vec!["syn1/d", "quay.io/org/one", "quay.io/org/two"]]);
+    // A purged external repository leaves the listing and the index.
+    let x1 = format!("syn{}", xids[0]);
+    assert_eq!(delete(&client(), &api(&s, &format!("entities/{x1}"))).await.0, 200);
+    assert_eq!(delete(&client(), &api(&s, &format!("trash/{x1}"))).await.0, 204);
+    let (_, v, _) = page(&s, base).await;
+    assert_eq!(names(&v), ["syn1/a", "syn1/b", "syn1/c", "syn1/d", "quay.io/org/two"]);
+
     // The portal's Docker tab pages the same way.
     let mut b = Browser::new(&s);
     b.sign_in("admin", ADMIN_PASSWORD).await;
@@ -267,4 +298,8 @@ async fn project_repositories_page_by_name_then_externals() {
     let p = b.get("/syn1?limit=2&cursor=r%3Asyn1%2Fb").await;
     assert_eq!(p.texts("tbody tr td:first-child a"), ["syn1/c", "syn1/d"]);
     crate::portal::check_page("/syn1?limit=2", &p.html);
+    // The purge took the external repository's index entry along.
+    let dir = s.stop();
+    let engine = stowage_engine::Engine::open(stowage_engine::EngineConfig::new(dir.path())).unwrap();
+    assert_eq!(engine.catalog().project_externals(1, None, 10).unwrap(), [xids[1].parse::<u64>().unwrap()]);
 }

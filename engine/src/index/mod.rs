@@ -65,10 +65,13 @@ pub enum Tree {
     TagsByTime = 34,
     /// How many tags a repository has: repo id -> u64, kept in the batch of every tag write.
     TagCounts = 35,
+    /// The external repositories of a project: project id ++ entity id -> (), so a project's
+    /// listing reads only its own. Built at start when an older data directory lacks it.
+    ProjectExternals = 36,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 26] = [
+    pub const ALL: [Tree; 27] = [
         Tree::Meta,
         Tree::Repos,
         Tree::RepoNames,
@@ -95,6 +98,7 @@ impl Tree {
         Tree::Readers,
         Tree::TagsByTime,
         Tree::TagCounts,
+        Tree::ProjectExternals,
     ];
 
     /// The tree whose on-disk number is `n` (snapshots store trees by number).
@@ -130,6 +134,7 @@ impl Tree {
             Tree::Readers => "readers",
             Tree::TagsByTime => "tags_by_time",
             Tree::TagCounts => "tag_counts",
+            Tree::ProjectExternals => "project_externals",
         }
     }
 }

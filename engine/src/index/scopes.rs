@@ -52,6 +52,7 @@ pub(crate) fn scope_of_key(tree: Tree, key: &[u8], delete: bool) -> Scope {
         | Tree::Teams
         | Tree::Members
         | Tree::Readers
+        | Tree::ProjectExternals
         | Tree::Acls
         | Tree::Tokens
         | Tree::Trash
