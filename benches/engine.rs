@@ -130,12 +130,11 @@ fn upload_commit(c: &mut Criterion) {
 /// huge batch badly: after 100,000-key batches a lookup took 19 us and a scan ran at 130k keys/s,
 /// against 0.4 us and 1.5M keys/s after small batches (measured here), so a bench filled that way
 /// measures a layout no registry produces.
+/// Tag `i` is pushed at `now - n + i`, each second a different tag (pushes several a second
+/// would only add ties, which the time index breaks by name).
 fn fill_tags(engine: &Engine, repo: u64, n: usize, name: impl Fn(usize) -> String) {
-    let rec = encode(&TagRecord {
-        digest: Digest::of(Algorithm::Sha256, b"manifest"),
-        time: now_secs(),
-        pusher: "bench".to_string(),
-    });
+    let digest = Digest::of(Algorithm::Sha256, b"manifest");
+    let start_time = now_secs() - n as i64;
     let index = engine.catalog().index();
     for start in (0..n).step_by(64) {
         let mut b = Batch::default();
@@ -143,7 +142,8 @@ fn fill_tags(engine: &Engine, repo: u64, n: usize, name: impl Fn(usize) -> Strin
             // Tag keys: repository id big-endian (so a repository's tags are contiguous) ++ tag.
             let mut key = repo.to_be_bytes().to_vec();
             key.extend_from_slice(name(i).as_bytes());
-            b.put(Tree::Tags, key, rec.clone());
+            let rec = TagRecord { digest: digest.clone(), time: start_time + i as i64, pusher: "bench".to_string() };
+            b.put(Tree::Tags, key, encode(&rec));
         }
         index.apply(b).expect("tag batch");
     }
@@ -160,6 +160,15 @@ fn tags(c: &mut Criterion) {
     fill_tags(&engine, small.id, 10_000, |i| format!("v{i}"));
     let big_count: usize = if test_mode() { 10_000 } else { 1_000_000 };
     fill_tags(&engine, big.id, big_count, |i| format!("t{i:07}"));
+    // The push-time index and the counts of those tags, built as for an older data directory at
+    // open (durable batches of 10,000 tags).
+    let built = Instant::now();
+    let mut b = Batch::default();
+    b.delete(Tree::Meta, b"index/tags_by_time".to_vec());
+    engine.catalog().commit(b).expect("forget the marker");
+    let indexed = engine.catalog().build_tags_by_time(10_000).expect("build the time index");
+    assert_eq!(indexed as usize, big_count + 10_000);
+    eprintln!("tags_by_time: built for {indexed} tags in {:.1} s", built.elapsed().as_secs_f64());
 
     let mut g = c.benchmark_group("tag_lookup");
     g.throughput(Throughput::Elements(1));
@@ -179,6 +188,40 @@ fn tags(c: &mut Criterion) {
             let page = engine.catalog().list_tags(big.id, Some(&middle), 100).expect("page");
             assert_eq!(page.len(), 100);
             page
+        })
+    });
+    g.finish();
+
+    // What the portal's "newest push first" and `GET /api/v1/repositories/{id}/tags?sort=created
+    // &order=desc&limit=100` read: the last 100 entries of the push-time index, then those 100
+    // tag records; and the page after a cursor in the middle (the `next` link of a deep page).
+    let mut g = c.benchmark_group("tag_page_by_time");
+    g.throughput(Throughput::Elements(100));
+    let newest_first = format!("t{:07}", big_count - 1);
+    g.bench_function("newest_100_from_1M_tags", |b| {
+        b.iter(|| {
+            let page = engine.catalog().tags_by_time(big.id, true, None, 0, 100).expect("page");
+            assert_eq!(page[0].0, newest_first);
+            assert_eq!(page.len(), 100);
+            page
+        })
+    });
+    let mid = big_count / 2;
+    let mid_rec = engine.catalog().tag(big.id, &format!("t{mid:07}")).expect("tag").expect("tag exists");
+    let cursor_tag = format!("t{mid:07}");
+    g.bench_function("100_before_a_cursor_in_the_middle_of_1M_tags", |b| {
+        b.iter(|| {
+            let page =
+                engine.catalog().tags_by_time(big.id, true, Some((mid_rec.time, &cursor_tag)), 0, 100).expect("page");
+            assert_eq!(page.len(), 100);
+            page
+        })
+    });
+    g.bench_function("count_and_last_push_of_1M_tags", |b| {
+        b.iter(|| {
+            let n = engine.catalog().count_tags(big.id).expect("count");
+            assert_eq!(n, big_count);
+            (n, engine.catalog().last_push(big.id).expect("last push"))
         })
     });
     g.finish();

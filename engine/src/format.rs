@@ -5,8 +5,9 @@
 //! - 1: every index written before the version was recorded (no `format_version` key).
 //! - 2: records the version; adds the `quarantine` and `quotas` trees (new trees at new numbers,
 //!   so a format-1 index needs no rewriting, only the stamp), and the secondary indexes
-//!   `tags_by_digest`, `members` and `readers`, which `Engine::open_with` and the catalog build
-//!   from the primary records when a data directory lacks them.
+//!   `tags_by_digest`, `members`, `readers`, `tags_by_time` and `tag_counts`, which
+//!   `Engine::open_with` and the catalog build from the primary records when a data directory
+//!   lacks them (a marker in `meta` per index says it is complete).
 //!
 //! An index newer than [`INDEX_FORMAT`] is refused, never opened: an older binary could
 //! misread records it does not know, and its writes could break the newer format. This module

@@ -286,6 +286,10 @@ impl Engine {
         if built > 0 {
             tracing::info!(entries = built, "built the tag-by-digest index for existing tags");
         }
+        let built = engine.inner.catalog.build_tags_by_time(INDEX_BUILD_BATCH)?;
+        if built > 0 {
+            tracing::info!(entries = built, "built the tag-by-time index and tag counts for existing tags");
+        }
         engine.recover_uploads()?;
         Ok(engine)
     }

@@ -97,6 +97,15 @@ impl Index for Largest {
     ) -> stowage_engine::Result<Vec<Entry>> {
         self.inner.scan(tree, prefix, after, limit)
     }
+    fn scan_keys_rev(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> stowage_engine::Result<Vec<Vec<u8>>> {
+        self.inner.scan_keys_rev(tree, prefix, before, limit)
+    }
     fn for_each_key(&self, tree: Tree, prefix: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> stowage_engine::Result<()> {
         self.inner.for_each_key(tree, prefix, f)
     }

@@ -232,6 +232,18 @@ impl Store {
         if built {
             tracing::info!("built the readers index of sharing settings");
         }
+        let built = self.cat().build_project_externals(|| {
+            Ok(self
+                .cat()
+                .records::<EntityRecord>(RecKind::Entities)?
+                .into_iter()
+                .filter(|e| e.kind == EntityKind::ExternalRepository)
+                .filter_map(|e| Some((e.project?, e.id)))
+                .collect())
+        })?;
+        if built {
+            tracing::info!("built the index of external repositories by project");
+        }
         Ok(())
     }
 
@@ -271,8 +283,13 @@ impl Store {
         self.cat().record(Rec::Entity(id))
     }
 
+    /// Writes an entity; an external repository also gets its entry under its project (same
+    /// batch).
     pub fn put_entity(&self, e: &EntityRecord) -> Result<()> {
-        self.cat().put_record(Rec::Entity(e.id), e)
+        match (e.kind, e.project) {
+            (EntityKind::ExternalRepository, Some(p)) => self.cat().put_project_external(p, e.id, e),
+            _ => self.cat().put_record(Rec::Entity(e.id), e),
+        }
     }
 
     /// Creates a project; its creator gets admin on it.
@@ -310,13 +327,18 @@ impl Store {
             .collect())
     }
 
+    /// A project's external repositories by id, after `after`, at most `limit`: from the
+    /// project's entries of the externals index, never from every entity.
+    pub fn external_repos_page(&self, project: u64, after: Option<u64>, limit: usize) -> Result<Vec<EntityRecord>> {
+        let mut out = Vec::new();
+        for id in self.cat().project_externals(project, after, limit)? {
+            out.extend(self.entity(id)?.filter(|e| e.kind == EntityKind::ExternalRepository));
+        }
+        Ok(out)
+    }
+
     pub fn external_repos(&self, project: u64) -> Result<Vec<EntityRecord>> {
-        Ok(self
-            .cat()
-            .records::<EntityRecord>(RecKind::Entities)?
-            .into_iter()
-            .filter(|e| e.kind == EntityKind::ExternalRepository && e.project == Some(project))
-            .collect())
+        self.external_repos_page(project, None, usize::MAX)
     }
 
     pub fn acl(&self, id: u64) -> Result<Option<Acl>> {

@@ -170,30 +170,79 @@ impl App {
         Ok((StatusCode::OK, self.ent_json(&e)?))
     }
 
+    /// A project's repositories the caller may READ, a page at a time: managed repositories by
+    /// name (read from the name index under the project's prefix, `limit + 1` names per page),
+    /// then external repositories by id. `cursor` (from `next`) is `r:<name>` or `x:<id>`.
     pub(super) fn project_repositories(&self, call: &Call, id: &str) -> ApiResult {
         let Ent::Project(p) = self.ent_with(call, id, AccessType::Read)? else {
             return Err(not_found(format!("{id} is not a project")));
         };
+        let limit = parse_num(call.q("limit"), 100)?.min(LIST_LIMIT_MAX);
+        let bad_cursor =
+            || bad_request("cursor must be r:<repository name> or x:<entity id>: give the one from `next`");
+        let cursor = match call.q("cursor") {
+            None => None,
+            Some(c) if c.len() > MAX_CURSOR => return Err(bad_cursor()),
+            Some(c) => match c.split_once(':') {
+                Some(("r", name)) => Some(Err(name)),
+                Some(("x", n)) => Some(Ok(n.parse::<u64>().map_err(|_| bad_cursor())?)),
+                _ => return Err(bad_cursor()),
+            },
+        };
         let mut out = Vec::new();
-        let prefix = format!("{}/", syn(p.id));
-        for (name, rid) in self.engine.catalog().list_repo_names(Some(&syn(p.id)), usize::MAX)? {
-            if !name.starts_with(&prefix) {
-                break;
+        let mut next = None;
+        let visible = |e: &Ent| -> Result<bool, ApiErr> {
+            Ok(!self.in_trash(e)? && can(&call.caller, &self.benefactor(e)?.0, AccessType::Read))
+        };
+        let link = |c: String| {
+            format!("/api/v1/projects/{}/repositories?limit={limit}&cursor={}", syn(p.id), query_escape(&c))
+        };
+        let mut externals_after = None;
+        if let None | Some(Err(_)) = cursor {
+            let after = match cursor {
+                Some(Err(name)) => Some(name),
+                _ => None,
+            };
+            let prefix = format!("{}/", syn(p.id));
+            let names = self.engine.catalog().repo_names_under(&prefix, after, limit.saturating_add(1))?;
+            if names.len() > limit {
+                next = names.get(limit.wrapping_sub(1)).map(|(n, _)| link(format!("r:{n}")));
             }
-            if let Some(r) = self.engine.catalog().repo(rid)? {
-                let e = Ent::Managed(r);
-                if !self.in_trash(&e)? && can(&call.caller, &self.benefactor(&e)?.0, AccessType::Read) {
+            for (_, rid) in names.into_iter().take(limit) {
+                if let Some(r) = self.engine.catalog().repo(rid)? {
+                    let e = Ent::Managed(r);
+                    if visible(&e)? {
+                        out.push(self.ent_json(&e)?);
+                    }
+                }
+            }
+        } else if let Some(Ok(x)) = cursor {
+            externals_after = Some(x);
+        }
+        // External repositories once the managed ones are done, in the room the page has left.
+        let room = limit.saturating_sub(out.len());
+        if next.is_none() && limit > 0 {
+            let xs = self.auth.store.external_repos_page(p.id, externals_after, room.saturating_add(1))?;
+            if xs.len() > room {
+                next = Some(if room == 0 {
+                    // The page is full of managed repositories: the externals start the next one.
+                    link(format!("x:{}", externals_after.unwrap_or(0)))
+                } else {
+                    link(format!("x:{}", xs[room - 1].id))
+                });
+            }
+            for x in xs.into_iter().take(room) {
+                let e = Ent::External(x);
+                if visible(&e)? {
                     out.push(self.ent_json(&e)?);
                 }
             }
         }
-        for x in self.auth.store.external_repos(p.id)? {
-            let e = Ent::External(x);
-            if !self.in_trash(&e)? && can(&call.caller, &self.benefactor(&e)?.0, AccessType::Read) {
-                out.push(self.ent_json(&e)?);
-            }
+        let mut v = json!({ "repositories": out });
+        if let Some(n) = next {
+            v["next"] = json!(n);
         }
-        Ok((StatusCode::OK, json!({ "repositories": out })))
+        Ok((StatusCode::OK, v))
     }
 
     pub(super) fn create_external(&self, call: &Call, id: &str) -> ApiResult {
@@ -435,12 +484,7 @@ impl App {
             Ent::External(_) => {}
             Ent::Project(p) => {
                 let prefix = format!("{}/", syn(p.id));
-                for (name, rid) in cat.list_repo_names(Some(&syn(p.id)), usize::MAX)? {
-                    if !name.starts_with(&prefix) {
-                        break;
-                    }
-                    repo_ids.push(rid);
-                }
+                repo_ids.extend(cat.repo_names_under(&prefix, None, usize::MAX)?.into_iter().map(|(_, rid)| rid));
             }
         }
         for rid in repo_ids {
@@ -453,28 +497,29 @@ impl App {
             if store.trash_record(t.id)?.is_none() {
                 return Ok(false);
             }
-            let mut repo = |rid: u64, entity_record: bool| -> stowage_engine::Result<()> {
+            // `external`: for an external repository, the project it is listed under (if any); its
+            // entity record and that entry go too.
+            let mut repo = |rid: u64, external: Option<Option<u64>>| -> stowage_engine::Result<()> {
                 cat.purge_repo_into(b, rid)?;
                 store.forget_acl_into(b, rid)?;
                 cat.delete_record_into(b, Rec::Trash(rid));
-                if entity_record {
+                if let Some(project) = external {
                     cat.delete_record_into(b, Rec::Entity(rid));
+                    if let Some(p) = project {
+                        cat.delete_project_external_into(b, p, rid);
+                    }
                 }
                 Ok(())
             };
             match &ent {
-                Ent::Managed(r) => repo(r.id, false)?,
-                Ent::External(x) => repo(x.id, true)?,
+                Ent::Managed(r) => repo(r.id, None)?,
+                Ent::External(x) => repo(x.id, Some(x.project))?,
                 Ent::Project(p) => {
-                    let prefix = format!("{}/", syn(p.id));
-                    for (name, rid) in cat.list_repo_names(Some(&syn(p.id)), usize::MAX)? {
-                        if !name.starts_with(&prefix) {
-                            break;
-                        }
-                        repo(rid, false)?;
+                    for (_, rid) in cat.repo_names_under(&format!("{}/", syn(p.id)), None, usize::MAX)? {
+                        repo(rid, None)?;
                     }
                     for x in store.external_repos(p.id)? {
-                        repo(x.id, true)?;
+                        repo(x.id, Some(x.project))?;
                     }
                     store.forget_acl_into(b, p.id)?;
                     cat.delete_record_into(b, Rec::Entity(p.id));
@@ -535,31 +580,53 @@ impl App {
         if !matches!(order, "asc" | "desc") {
             return Err(bad_request(format!("order={order:?}: use asc or desc")));
         }
-        // By tag, ascending (the default): the index order, so only the page's records are read
-        // (and the keys counted for the total). Other orders read every tag record.
-        let in_index_order = sort == "tag" && order == "asc";
-        let want = if in_index_order { offset.saturating_add(limit) } else { usize::MAX };
-        let mut rows = Vec::new();
-        for (tag, rec) in cat.tag_records(e.id(), None, want)? {
-            rows.push((tag, rec));
+        let desc = order == "desc";
+        let cursor = call.q("cursor");
+        if cursor.is_some_and(|c| c.len() > MAX_CURSOR) {
+            return Err(bad_request(format!("cursor is at most {MAX_CURSOR} characters: give the one from `next`")));
         }
-        if sort == "created" {
-            rows.sort_by_key(|(t, r)| (r.time, t.clone()));
-        }
-        if order == "desc" {
-            rows.reverse();
-        }
-        let total = if in_index_order { cat.count_tags(e.id())? } else { rows.len() };
-        // Manifest records only for the page.
+        // Every order reads the index in its own order: `offset` keys are skipped, then one more
+        // than the page (to know whether there is a next page); only the page's records are read.
+        let want = limit.saturating_add(1);
+        let rows = match (sort, cursor) {
+            ("tag", c) if !desc => {
+                let keys = cat.list_tags(e.id(), c, offset.saturating_add(want))?;
+                let mut rows = Vec::new();
+                for t in keys.into_iter().skip(offset) {
+                    rows.extend(cat.tag(e.id(), &t)?.map(|r| (t, r)));
+                }
+                rows
+            }
+            ("tag", c) => cat.tag_records_desc(e.id(), c, offset, want)?,
+            (_, c) => {
+                let from = c.map(parse_time_cursor).transpose()?;
+                cat.tags_by_time(e.id(), desc, from, offset, want)?
+            }
+        };
+        let next = (limit > 0 && rows.len() > limit).then(|| {
+            let (tag, r) = &rows[limit - 1];
+            let c = if sort == "tag" { tag.clone() } else { format!("{}:{tag}", r.time) };
+            format!(
+                "/api/v1/repositories/{}/tags?sort={sort}&order={order}&limit={limit}&cursor={}",
+                syn(e.id()),
+                query_escape(&c)
+            )
+        });
         let mut tags: Vec<Value> = Vec::new();
-        for (tag, r) in rows.into_iter().skip(offset).take(limit) {
+        for (tag, r) in rows.into_iter().take(limit) {
             let m = cat.manifest(e.id(), &r.digest)?;
             tags.push(json!({
                 "tag": tag, "digest": r.digest, "pushed": r.time, "pusher": r.pusher,
                 "media_type": m.as_ref().map(|m| m.media_type.clone()), "size": m.as_ref().map(|m| m.size),
             }));
         }
-        Ok((StatusCode::OK, json!({ "repository": syn(e.id()), "name": e.name(), "total": total, "tags": tags })))
+        // The count is one record, kept with every tag write.
+        let total = cat.count_tags(e.id())?;
+        let mut v = json!({ "repository": syn(e.id()), "name": e.name(), "total": total, "tags": tags });
+        if let Some(n) = next {
+            v["next"] = json!(n);
+        }
+        Ok((StatusCode::OK, v))
     }
 
     pub(super) fn repository_commits(&self, call: &Call, id: &str) -> ApiResult {
@@ -612,6 +679,29 @@ fn parse_num(v: Option<&str>, default: usize) -> Result<usize, ApiErr> {
     v.map(|s| s.parse::<usize>().map_err(|_| bad_request(format!("{s:?} is not a non-negative number"))))
         .transpose()
         .map(|x| x.unwrap_or(default))
+}
+
+/// Longest `cursor` accepted (a push time, a colon and a tag of at most 128 characters, or a
+/// repository path).
+const MAX_CURSOR: usize = 300;
+
+/// A `created` cursor, `<push time>:<tag>`, as `next` links carry it.
+fn parse_time_cursor(c: &str) -> Result<(i64, &str), ApiErr> {
+    c.split_once(':')
+        .and_then(|(t, tag)| Some((t.parse::<i64>().ok()?, tag)))
+        .ok_or_else(|| bad_request(format!("cursor={c:?} is not <push time>:<tag>: give the one from `next`")))
+}
+
+/// Escapes a value for a query string in a `next` link.
+pub(super) fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 fn trash_json(t: &TrashRecord) -> Value {

@@ -127,7 +127,17 @@ impl App {
     /// Serves `/api/v1/...`.
     pub async fn api(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
         match self.api_inner(req, peer).await {
-            Ok((status, v)) => respond(status, &v),
+            Ok((status, v)) => {
+                let mut r = respond(status, &v);
+                // A listing with a next page names it in its body and, as RFC 8288 says, in a
+                // `Link` header.
+                if let Some(next) = v.get("next").and_then(Value::as_str) {
+                    if let Ok(link) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+                        r.headers_mut().insert(header::LINK, link);
+                    }
+                }
+                r
+            }
             Err(e) => e.into_rest_response(),
         }
     }

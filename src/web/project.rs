@@ -110,7 +110,13 @@ impl App {
 
     async fn web_project_page(&self, ctx: &Ctx, p: &Value) -> PageResult {
         let id = js(p, "id");
-        let repos = self.rest(ctx, Method::GET, &["projects", id, "repositories"], &[], Value::Null).await?;
+        // One page of the project's repositories (the REST listing's page size), with a link to
+        // the next.
+        let q: Vec<(&str, &str)> = ["cursor", "limit"].into_iter().filter_map(|k| ctx.q(k).map(|v| (k, v))).collect();
+        let repos = self.rest(ctx, Method::GET, &["projects", id, "repositories"], &q, Value::Null).await?;
+        // The REST `next` is `...?limit=N&cursor=C`: the page keeps both.
+        let next =
+            repos.get("next").and_then(Value::as_str).and_then(|n| n.split_once('?')).map(|(_, q)| q.to_string());
         let usage = self.rest(ctx, Method::GET, &["projects", id, "usage"], &[], Value::Null).await?;
         let acl = self.rest(ctx, Method::GET, &["entities", id, "acl"], &[], Value::Null).await?;
         let mine = self.web_my_access(ctx, &acl);
@@ -150,6 +156,9 @@ impl App {
                     }
                 } }
             }
+            @if let Some(c) = &next {
+                nav.pager aria-label="More repositories" { a href={ "/" (id) "?" (c) } rel="next" { "Next page" } }
+            }
             h2 { "External repositories" }
             @if external.is_empty() {
                 p.muted { "None listed." }
@@ -176,10 +185,11 @@ impl App {
         Ok(html(StatusCode::OK, page(ctx, &format!("{} ({id})", js(p, "name")), body)))
     }
 
-    /// Tag count and last push of a managed repository (bounded scans of its tag records).
+    /// Tag count and last push of a managed repository: the count record and the last entry of
+    /// the push-time index, two reads whatever the number of tags.
     fn web_repo_summary(&self, id: u64) -> Result<(usize, Option<i64>), ApiError> {
-        let recs = self.engine.catalog().tag_records(id, None, super::tags::MAX_SORT_SCAN)?;
-        Ok((recs.len(), recs.iter().map(|(_, r)| r.time).max()))
+        let cat = self.engine.catalog();
+        Ok((cat.count_tags(id)?, cat.last_push(id)?))
     }
 
     /// What the caller may do on an entity, from its sharing settings as the REST API returned

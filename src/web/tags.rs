@@ -1,20 +1,17 @@
 //! One page of a repository's tags for the portal, read from the index page by page: sorted by
 //! tag name ascending (the index's own order, the default) it reads only the requested page's
-//! keys and records, whatever the repository's size; any other order reads the tag records (not
-//! the manifests) up to [`MAX_SORT_SCAN`] and sorts them. Only the rows shown are enriched with
-//! their manifest (media type, size, platforms of indexes, referrers).
+//! keys and records, whatever the repository's size; by push time (either way) it reads the
+//! push-time index, and by name descending the tag keys backwards, `offset + limit + 1` keys
+//! and only the page's records. Only the rows shown are enriched with their manifest (media
+//! type, size, platforms of indexes, referrers).
 //!
-//! The REST listing (`GET /api/v1/repositories/{id}/tags`) loads every tag; this is the one
-//! function the portal lists tags through, so when the index grows a paged tag listing (issue 11)
-//! only this function changes. It reads; it never decides who may read: its caller has already
-//! asked the REST API for the repository (which checks READ).
+//! It reads; it never decides who may read: its caller has already asked the REST API for the
+//! repository (which checks READ).
 
 use crate::app::App;
 use crate::error::ApiError;
 use stowage_engine::{Digest, TagRecord};
 
-/// Tag records read at most to sort a repository's tags by something other than their name.
-pub const MAX_SORT_SCAN: usize = 200_000;
 /// Rows per page, at most.
 pub const MAX_PAGE: usize = 500;
 
@@ -83,16 +80,15 @@ impl App {
                     Cursor::Offset(n) => *n,
                     Cursor::After(_) => 0,
                 };
-                let mut all: Vec<(String, TagRecord)> = cat.tag_records(repo, None, MAX_SORT_SCAN)?;
-                if sort == TagSort::Pushed {
-                    all.sort_by(|a, b| (a.1.time, &a.0).cmp(&(b.1.time, &b.0)));
-                }
-                if desc {
-                    all.reverse();
-                }
-                let more = all.len() > offset + limit;
-                let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
-                (page, more.then_some(Cursor::Offset(offset + limit)))
+                // The index in the order asked for (push time, or name backwards): `offset` keys
+                // skipped, one row more than the page read to know whether there is a next one.
+                let mut recs = match sort {
+                    TagSort::Pushed => cat.tags_by_time(repo, desc, None, offset, limit + 1)?,
+                    TagSort::Tag => cat.tag_records_desc(repo, None, offset, limit + 1)?,
+                };
+                let more = recs.len() > limit;
+                recs.truncate(limit);
+                (recs, more.then_some(Cursor::Offset(offset + limit)))
             }
         };
         let mut rows = Vec::with_capacity(records.len());

@@ -47,4 +47,5 @@ mod smoke;
 mod spec;
 mod spec_main;
 mod streamed;
+mod tag_pages;
 mod uploads;

@@ -10,6 +10,10 @@
 //! - `tags`: repo id ++ tag -> [`TagRecord`]; `history`: repo id ++ seq (u64) -> [`Commit`]
 //! - `tags_by_digest`: repo id ++ digest key ++ tag -> () (the tags pointing at a manifest, so
 //!   deleting it reads only those; built on open for data written before it existed)
+//! - `tags_by_time`: repo id ++ push time ++ tag -> () (push time as i64 with the sign bit
+//!   flipped, big-endian, so keys sort by time then tag; listings by push time in either
+//!   direction read only their page); `tag_counts`: repo id -> u64 (tags of the repository).
+//!   Both are written in the batch of every tag write and built on open for older data.
 //! - `referrers`: repo id ++ subject key ++ manifest key -> ()
 //! - `refs_by_blob`: referenced digest key ++ repo id ++ manifest key -> () (what GC re-checks)
 //! - `uploads`: upload id -> [`UploadRecord`]; `meta`: counter name -> u64
@@ -136,6 +140,28 @@ const TAGS_BY_DIGEST_BUILT: &[u8] = b"index/tags_by_digest";
 fn tag_by_digest_key(repo: u64, digest: &Digest, tag: &str) -> Vec<u8> {
     cat(&cat(&repo_key(repo), &digest.to_key()), tag.as_bytes())
 }
+
+/// In `meta`: present once `tags_by_time` and `tag_counts` hold every tag.
+const TAGS_BY_TIME_BUILT: &[u8] = b"index/tags_by_time";
+
+/// A push time as 8 bytes that sort like the signed number.
+fn time_bytes(time: i64) -> [u8; 8] {
+    ((time as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn tag_time_key(repo: u64, time: i64, tag: &str) -> Vec<u8> {
+    cat(&cat(&repo_key(repo), &time_bytes(time)), tag.as_bytes())
+}
+
+/// The push time and tag of a `tags_by_time` key (None for a key this catalog never writes).
+fn split_tag_time_key(k: &[u8]) -> Option<(i64, String)> {
+    let t = <[u8; 8]>::try_from(k.get(8..16)?).ok()?;
+    Some(((u64::from_be_bytes(t) ^ (1 << 63)) as i64, String::from_utf8_lossy(k.get(16..)?).into_owned()))
+}
+
+/// Where a page of tags in push-time order starts: strictly after (ascending) or before
+/// (descending) this push time and tag.
+pub type TimeCursor<'a> = (i64, &'a str);
 
 fn counter_key(name: &str) -> Vec<u8> {
     cat(b"counter/", name.as_bytes())
@@ -394,6 +420,15 @@ impl Catalog {
             .collect()
     }
 
+    /// Repository names starting with `prefix` (a project's `syn<N>/`), in order, after `after`,
+    /// at most `limit`: reads only those entries.
+    pub fn repo_names_under(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, u64)>> {
+        self.scan::<u64>(Tree::RepoNames, prefix.as_bytes(), after.map(str::as_bytes), limit)?
+            .into_iter()
+            .map(|(k, id)| Ok((String::from_utf8_lossy(&k).into_owned(), id)))
+            .collect()
+    }
+
     /// Removes a repository's index entries: name, record, tags, history, manifests, referrers and
     /// blob links, in one durable batch. Blobs stay for garbage collection.
     pub fn purge_repo(&self, id: u64) -> Result<()> {
@@ -417,7 +452,7 @@ impl Catalog {
                     return Ok(None);
                 }
                 let mut left = batch;
-                for tree in [Tree::Tags, Tree::TagsByDigest, Tree::History, Tree::Referrers] {
+                for tree in [Tree::Tags, Tree::TagsByDigest, Tree::TagsByTime, Tree::History, Tree::Referrers] {
                     for k in self.index.scan_keys(tree, &rk, None, left)? {
                         b.delete(tree, k);
                         left -= 1;
@@ -465,7 +500,8 @@ impl Catalog {
                 b.delete(Tree::RefsByBlob, cat(&cat(&r.to_key(), &rk), &k[8..]));
             }
         }
-        for tree in [Tree::Tags, Tree::TagsByDigest, Tree::History, Tree::Manifests, Tree::Referrers] {
+        for tree in [Tree::Tags, Tree::TagsByDigest, Tree::TagsByTime, Tree::History, Tree::Manifests, Tree::Referrers]
+        {
             self.index.for_each_key(tree, &rk, &mut |k| {
                 b.delete(tree, k.to_vec());
                 true
@@ -476,6 +512,7 @@ impl Catalog {
             b.delete(Tree::LinksByBlob, cat(&k[8..], &rk));
             true
         })?;
+        b.delete(Tree::TagCounts, rk);
         let Some(rec) = rec else { return Ok(false) };
         b.delete(Tree::RepoNames, rec.name.as_bytes());
         b.delete(Tree::Repos, rk);
@@ -682,7 +719,7 @@ impl Catalog {
         if let Some((tag, pusher)) = tag {
             let time = now_secs();
             let seq = self.next_id("history")?;
-            self.point_tag_into(b, repo, tag, digest)?;
+            self.point_tag_into(b, repo, tag, digest, time)?;
             b.put(
                 Tree::Tags,
                 cat(&rk, tag.as_bytes()),
@@ -717,7 +754,7 @@ impl Catalog {
             if !self.index.scan(Tree::RefsByBlob, &cat(&digest.to_key(), &rk), None, 1)?.is_empty() {
                 return Ok(None);
             }
-            if self.scan::<TagRecord>(Tree::Tags, &rk, None, usize::MAX)?.iter().any(|(_, t)| &t.digest == digest) {
+            if !self.index.scan_keys(Tree::TagsByDigest, &cat(&rk, &digest.to_key()), None, 1)?.is_empty() {
                 return Ok(None);
             }
             Ok(self.delete_manifest_into(b, repo, digest)?.then_some(rec.refs))
@@ -760,11 +797,25 @@ impl Catalog {
         }
         // Only the tags pointing at this manifest, from the reverse index.
         let prefix = cat(&rk, &digest.to_key());
+        let mut tags = Vec::new();
         self.index.for_each_key(Tree::TagsByDigest, &prefix, &mut |k| {
-            b.delete(Tree::Tags, cat(&rk, &k[prefix.len()..]));
-            b.delete(Tree::TagsByDigest, k.to_vec());
+            tags.push(k.to_vec());
             true
         })?;
+        let mut removed = 0u64;
+        for k in tags {
+            let tag_key = cat(&rk, &k[prefix.len()..]);
+            // The tag's push time names its entry in the time index.
+            if let Some(t) = self.get::<TagRecord>(Tree::Tags, &tag_key)? {
+                b.delete(Tree::TagsByTime, cat(&cat(&rk, &time_bytes(t.time)), &k[prefix.len()..]));
+                removed += 1;
+            }
+            b.delete(Tree::Tags, tag_key);
+            b.delete(Tree::TagsByDigest, k);
+        }
+        if removed > 0 {
+            self.add_tag_count_into(b, repo, -(removed as i64))?;
+        }
         self.unlink_into(b, repo, digest)?;
         Ok(true)
     }
@@ -785,14 +836,65 @@ impl Catalog {
             .collect())
     }
 
-    /// How many tags a repository has: its keys are counted, no record is read.
+    /// How many tags a repository has: one record, kept with every tag write.
     pub fn count_tags(&self, repo: u64) -> Result<usize> {
-        let mut n = 0;
-        self.index.for_each_key(Tree::Tags, &repo_key(repo), &mut |_| {
-            n += 1;
-            true
-        })?;
-        Ok(n)
+        Ok(self.get::<u64>(Tree::TagCounts, &repo_key(repo))?.unwrap_or(0) as usize)
+    }
+
+    /// The latest push time of any current tag of the repository: the last entry of the time
+    /// index, one key read.
+    pub fn last_push(&self, repo: u64) -> Result<Option<i64>> {
+        let k = self.index.scan_keys_rev(Tree::TagsByTime, &repo_key(repo), None, 1)?;
+        Ok(k.first().and_then(|k| split_tag_time_key(k)).map(|(t, _)| t))
+    }
+
+    /// Tags with their records in push-time order (ties by tag name), oldest first or, with
+    /// `desc`, newest first: the entries strictly after (before, with `desc`) `from`, skipping
+    /// `skip` of them, at most `limit`. Reads `skip + limit` keys of the time index and the
+    /// records of the page only.
+    pub fn tags_by_time(
+        &self,
+        repo: u64,
+        desc: bool,
+        from: Option<TimeCursor<'_>>,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(String, TagRecord)>> {
+        let rk = repo_key(repo);
+        let from_key = from.map(|(t, tag)| tag_time_key(repo, t, tag));
+        let want = skip.saturating_add(limit);
+        let keys = if desc {
+            self.index.scan_keys_rev(Tree::TagsByTime, &rk, from_key.as_deref(), want)?
+        } else {
+            self.index.scan_keys(Tree::TagsByTime, &rk, from_key.as_deref(), want)?
+        };
+        self.tags_named(repo, keys.iter().skip(skip).filter_map(|k| split_tag_time_key(k)).map(|(_, tag)| tag))
+    }
+
+    /// Tags with their records in descending name order, strictly before `before`, skipping
+    /// `skip`, at most `limit`. Reads `skip + limit` keys and the page's records.
+    pub fn tag_records_desc(
+        &self,
+        repo: u64,
+        before: Option<&str>,
+        skip: usize,
+        limit: usize,
+    ) -> Result<Vec<(String, TagRecord)>> {
+        let rk = repo_key(repo);
+        let before_key = before.map(|a| cat(&rk, a.as_bytes()));
+        let keys = self.index.scan_keys_rev(Tree::Tags, &rk, before_key.as_deref(), skip.saturating_add(limit))?;
+        self.tags_named(repo, keys.iter().skip(skip).map(|k| String::from_utf8_lossy(&k[8..]).into_owned()))
+    }
+
+    /// The records of the named tags, in the order given (a tag gone meanwhile is left out).
+    fn tags_named(&self, repo: u64, tags: impl Iterator<Item = String>) -> Result<Vec<(String, TagRecord)>> {
+        let mut out = Vec::new();
+        for tag in tags {
+            if let Some(t) = self.tag(repo, &tag)? {
+                out.push((tag, t));
+            }
+        }
+        Ok(out)
     }
 
     /// Tags with their records, in lexical order.
@@ -811,21 +913,90 @@ impl Catalog {
         self.write(|b| {
             let Some(old) = self.get::<TagRecord>(Tree::Tags, &key)? else { return Ok(false) };
             b.delete(Tree::TagsByDigest, tag_by_digest_key(repo, &old.digest, tag));
+            b.delete(Tree::TagsByTime, tag_time_key(repo, old.time, tag));
+            self.add_tag_count_into(b, repo, -1)?;
             b.delete(Tree::Tags, key.clone());
             Ok(true)
         })
     }
 
-    /// Adds to `b` the reverse-index change of pointing `tag` at `digest`: the entry under the
-    /// digest it pointed at before goes, the new one comes. The caller writes the tag itself.
-    fn point_tag_into(&self, b: &mut Batch, repo: u64, tag: &str, digest: &Digest) -> Result<()> {
-        if let Some(old) = self.get::<TagRecord>(Tree::Tags, &cat(&repo_key(repo), tag.as_bytes()))? {
-            if &old.digest != digest {
-                b.delete(Tree::TagsByDigest, tag_by_digest_key(repo, &old.digest, tag));
+    /// Adds to `b` the secondary-index changes of pointing `tag` at `digest` at push time
+    /// `time`: the entries under the digest and time it had before go, the new ones come, and a
+    /// new tag counts. The caller writes the tag itself. At most one call per batch and
+    /// repository (the count is read from the index, not from the batch).
+    fn point_tag_into(&self, b: &mut Batch, repo: u64, tag: &str, digest: &Digest, time: i64) -> Result<()> {
+        match self.get::<TagRecord>(Tree::Tags, &cat(&repo_key(repo), tag.as_bytes()))? {
+            Some(old) => {
+                if &old.digest != digest {
+                    b.delete(Tree::TagsByDigest, tag_by_digest_key(repo, &old.digest, tag));
+                }
+                if old.time != time {
+                    b.delete(Tree::TagsByTime, tag_time_key(repo, old.time, tag));
+                }
             }
+            None => self.add_tag_count_into(b, repo, 1)?,
         }
         b.put(Tree::TagsByDigest, tag_by_digest_key(repo, digest, tag), super::codec::seal(UNIT));
+        b.put(Tree::TagsByTime, tag_time_key(repo, time, tag), super::codec::seal(UNIT));
         Ok(())
+    }
+
+    /// Adds `delta` to a repository's tag count in `b` (the count as the index holds it now).
+    fn add_tag_count_into(&self, b: &mut Batch, repo: u64, delta: i64) -> Result<()> {
+        let n = self.get::<u64>(Tree::TagCounts, &repo_key(repo))?.unwrap_or(0);
+        let n = n.saturating_add_signed(delta);
+        if n == 0 {
+            b.delete(Tree::TagCounts, repo_key(repo));
+        } else {
+            b.put(Tree::TagCounts, repo_key(repo), encode(&n));
+        }
+        Ok(())
+    }
+
+    /// Builds the push-time index and the tag counts when the data directory predates them (a
+    /// marker in `meta` says they are complete), in durable batches of at most `batch` tags,
+    /// like [`Catalog::build_tags_by_digest`]. Run at open, before any request; a crash part way
+    /// leaves no marker and the next open builds again (every put is idempotent, and each count
+    /// is rewritten from zero). Returns how many tags were indexed.
+    pub fn build_tags_by_time(&self, batch: usize) -> Result<u64> {
+        if self.index.get(Tree::Meta, TAGS_BY_TIME_BUILT)?.is_some() {
+            return Ok(0);
+        }
+        let mut after: Option<Vec<u8>> = None;
+        let mut written = 0u64;
+        // The repository being counted and its tags so far (tags are keyed repository first, so
+        // each repository's tags arrive together, possibly over several batches).
+        let mut counting: Option<(Vec<u8>, u64)> = None;
+        loop {
+            let page = self.scan::<TagRecord>(Tree::Tags, b"", after.as_deref(), batch.max(1))?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let mut b = Batch::default();
+            for (k, t) in &page {
+                let (Some(rk), Some(tag)) = (k.get(..8), k.get(8..)) else { continue };
+                b.put(Tree::TagsByTime, cat(&cat(rk, &time_bytes(t.time)), tag), super::codec::seal(UNIT));
+                written += 1;
+                match &mut counting {
+                    Some((r, n)) if r.as_slice() == rk => *n += 1,
+                    _ => {
+                        if let Some((r, n)) = counting.take() {
+                            b.put(Tree::TagCounts, r, encode(&n));
+                        }
+                        counting = Some((rk.to_vec(), 1));
+                    }
+                }
+            }
+            // The running count of the repository still being read; a later batch overwrites it.
+            if let Some((r, n)) = &counting {
+                b.put(Tree::TagCounts, r.clone(), encode(n));
+            }
+            self.commit(b)?;
+        }
+        // Not waited for, as in `build_tags_by_digest`.
+        let mut b = Batch::default();
+        b.put(Tree::Meta, TAGS_BY_TIME_BUILT, encode(&1u8));
+        self.apply_unwaited(b)?;
+        Ok(written)
     }
 
     /// Builds the tag reverse index when the data directory predates it (a marker in `meta` says
@@ -871,7 +1042,7 @@ impl Catalog {
                 pusher: pusher.to_string(),
             };
             b.put(Tree::History, cat(&rk, &seq.to_be_bytes()), encode(&commit));
-            self.point_tag_into(b, repo, tag, digest)?;
+            self.point_tag_into(b, repo, tag, digest, commit.time)?;
             b.put(
                 Tree::Tags,
                 cat(&rk, tag.as_bytes()),

@@ -86,6 +86,10 @@ impl Index for FaultyIndex {
         self.inner.scan_keys(tree, prefix, after, limit)
     }
 
+    fn scan_keys_rev(&self, tree: Tree, prefix: &[u8], before: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        self.inner.scan_keys_rev(tree, prefix, before, limit)
+    }
+
     fn for_each_key(&self, tree: Tree, prefix: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
         self.inner.for_each_key(tree, prefix, f)
     }

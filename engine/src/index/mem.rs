@@ -142,6 +142,19 @@ impl Index for MemIndex {
         Ok(map.range(bounds(tree, prefix, after)).take(limit).map(|((_, k), v)| (k.clone(), v.clone())).collect())
     }
 
+    fn scan_keys_rev(&self, tree: Tree, prefix: &[u8], before: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let (start, mut end) = bounds(tree, prefix, None);
+        match before {
+            Some(b) if b <= prefix => return Ok(Vec::new()),
+            Some(b) if prefix_successor(prefix).is_none_or(|s| b < s.as_slice()) => {
+                end = Bound::Excluded((tree, b.to_vec()))
+            }
+            _ => {}
+        }
+        let map = self.map.read();
+        Ok(map.range((start, end)).rev().take(limit).map(|((_, k), _)| k.clone()).collect())
+    }
+
     fn for_each_key(&self, tree: Tree, prefix: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
         let map = self.map.read();
         for ((_, k), _) in map.range(bounds(tree, prefix, None)) {

@@ -59,10 +59,19 @@ pub enum Tree {
     /// Who may read what: principal key ++ entity id -> () for every entity whose own sharing
     /// settings give that principal READ (listings in the caller's visibility).
     Readers = 33,
+    /// Tags by push time: repo id ++ push time (i64, sign bit flipped, big-endian) ++ tag -> (),
+    /// so listings newest first read only their page. Built on open when an older data
+    /// directory lacks it.
+    TagsByTime = 34,
+    /// How many tags a repository has: repo id -> u64, kept in the batch of every tag write.
+    TagCounts = 35,
+    /// The external repositories of a project: project id ++ entity id -> (), so a project's
+    /// listing reads only its own. Built at start when an older data directory lacks it.
+    ProjectExternals = 36,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 24] = [
+    pub const ALL: [Tree; 27] = [
         Tree::Meta,
         Tree::Repos,
         Tree::RepoNames,
@@ -87,6 +96,9 @@ impl Tree {
         Tree::TagsByDigest,
         Tree::Members,
         Tree::Readers,
+        Tree::TagsByTime,
+        Tree::TagCounts,
+        Tree::ProjectExternals,
     ];
 
     /// The tree whose on-disk number is `n` (snapshots store trees by number).
@@ -120,6 +132,9 @@ impl Tree {
             Tree::TagsByDigest => "tags_by_digest",
             Tree::Members => "members",
             Tree::Readers => "readers",
+            Tree::TagsByTime => "tags_by_time",
+            Tree::TagCounts => "tag_counts",
+            Tree::ProjectExternals => "project_externals",
         }
     }
 }
@@ -170,6 +185,10 @@ pub trait Index: Send + Sync + 'static {
     fn scan_keys(&self, tree: Tree, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
         Ok(self.scan(tree, prefix, after, limit)?.into_iter().map(|(k, _)| k).collect())
     }
+    /// Keys of `tree` starting with `prefix` that sort strictly before `before` (when given), in
+    /// descending key order, at most `limit` of them. Must seek to the end key (newest-first
+    /// listings read only their page).
+    fn scan_keys_rev(&self, tree: Tree, prefix: &[u8], before: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>>;
     /// Calls `f` with every key of `tree` starting with `prefix` in order, values not decoded;
     /// stops when `f` returns false. For large mark phases (GC) that must not collect everything.
     fn for_each_key(&self, tree: Tree, prefix: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> Result<()>;

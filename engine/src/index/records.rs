@@ -151,6 +151,15 @@ const READERS_BUILT: &[u8] = b"index/readers";
 /// In `meta`: present once `members` holds every team's members.
 const MEMBERS_BUILT: &[u8] = b"index/members";
 
+/// In `meta`: present once `project_externals` lists every external repository.
+const PROJECT_EXTERNALS_BUILT: &[u8] = b"index/project_externals";
+
+fn project_external_key(project: u64, id: u64) -> Vec<u8> {
+    let mut k = project.to_be_bytes().to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
 fn member_key(user: &str, team: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(user.len() + 10);
     k.push(b'u');
@@ -260,6 +269,55 @@ impl Catalog {
         }
         let mut b = super::Batch::default();
         b.put(Tree::Meta, READERS_BUILT, super::codec::encode(&1u8));
+        self.apply_unwaited(b)?;
+        Ok(true)
+    }
+
+    /// Writes an external repository's entity record and its entry under its project, in one
+    /// durable batch.
+    pub fn put_project_external<T: Serialize>(&self, project: u64, id: u64, value: &T) -> Result<()> {
+        self.write(|b| {
+            b.put(Rec::Entity(id).tree(), Rec::Entity(id).key(), super::codec::encode(value));
+            b.put(Tree::ProjectExternals, project_external_key(project, id), super::codec::seal(b""));
+            Ok(())
+        })
+    }
+
+    /// Adds the removal of an external repository's entry under its project to a batch.
+    pub fn delete_project_external_into(&self, b: &mut super::Batch, project: u64, id: u64) {
+        b.delete(Tree::ProjectExternals, project_external_key(project, id));
+    }
+
+    /// Ids of the external repositories of `project`, ascending, after `after`, at most `limit`:
+    /// reads only those entries.
+    pub fn project_externals(&self, project: u64, after: Option<u64>, limit: usize) -> Result<Vec<u64>> {
+        let prefix = project.to_be_bytes();
+        let after = after.map(|a| project_external_key(project, a));
+        Ok(self
+            .index()
+            .scan_keys(Tree::ProjectExternals, &prefix, after.as_deref(), limit)?
+            .into_iter()
+            .map(|k| id_of(&k[8..]))
+            .collect())
+    }
+
+    /// Builds the project-to-external-repositories index for a data directory that predates it,
+    /// from `externals` (project id, entity id), if it was never built, in durable batches of
+    /// 1,000. Returns whether it built. Run before the first request.
+    pub fn build_project_externals(&self, externals: impl FnOnce() -> Result<Vec<(u64, u64)>>) -> Result<bool> {
+        if self.index().get(Tree::Meta, PROJECT_EXTERNALS_BUILT)?.is_some() {
+            return Ok(false);
+        }
+        for chunk in externals()?.chunks(1_000) {
+            let mut b = super::Batch::default();
+            for (project, id) in chunk {
+                b.put(Tree::ProjectExternals, project_external_key(*project, *id), super::codec::seal(b""));
+            }
+            self.commit(b)?;
+        }
+        // Not waited for, as in `build_tags_by_digest`.
+        let mut b = super::Batch::default();
+        b.put(Tree::Meta, PROJECT_EXTERNALS_BUILT, super::codec::encode(&1u8));
         self.apply_unwaited(b)?;
         Ok(true)
     }

@@ -12,7 +12,8 @@
 //!   module does not know, the `unscoped` counter that every [`Scopes::access_keys`] includes
 //!   (fails safe);
 //! - `repo`: one of [`REPO_STRIPES`] counters chosen by repository id, for the records keyed by
-//!   repository (the repository record, links, manifests, tags, history, referrers).
+//!   repository (the repository record, links, manifests, tags and their indexes and counts,
+//!   history, referrers).
 //!
 //! Uploads, counters, the audit log and the reverse indexes that only garbage collection reads
 //! bump nothing. A value read while [`Scopes::repo`] (or [`Scopes::access`]) returned `s` is
@@ -104,6 +105,7 @@ pub(crate) fn scope_of_key(tree: Tree, key: &[u8], delete: bool) -> Scope {
         | Tree::Teams
         | Tree::Members
         | Tree::Readers
+        | Tree::ProjectExternals
         | Tree::Acls
         | Tree::Tokens
         | Tree::Trash
@@ -116,6 +118,8 @@ pub(crate) fn scope_of_key(tree: Tree, key: &[u8], delete: bool) -> Scope {
         | Tree::Manifests
         | Tree::Tags
         | Tree::TagsByDigest
+        | Tree::TagsByTime
+        | Tree::TagCounts
         | Tree::History
         | Tree::Referrers => match key.get(..8).and_then(|k| <[u8; 8]>::try_from(k).ok()) {
             Some(id) => Scope::Repo(u64::from_be_bytes(id)),

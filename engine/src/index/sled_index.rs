@@ -73,6 +73,26 @@ impl Index for SledIndex {
         Ok(out)
     }
 
+    fn scan_keys_rev(&self, tree: Tree, prefix: &[u8], before: Option<&[u8]>, limit: usize) -> Result<Vec<Vec<u8>>> {
+        let succ = prefix_successor(&full_key(tree, prefix));
+        let end = match before {
+            Some(b) if b <= prefix => return Ok(Vec::new()),
+            Some(b) if succ.as_deref().is_none_or(|s| full_key(tree, b).as_slice() < s) => {
+                Bound::Excluded(full_key(tree, b))
+            }
+            _ => match succ {
+                Some(s) => Bound::Excluded(s),
+                None => Bound::Unbounded,
+            },
+        };
+        let start = Bound::Included(full_key(tree, prefix));
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in self.db.range::<Vec<u8>, _>((start, end)).keys().rev().take(limit) {
+            out.push(item.map_err(err)?[1..].to_vec());
+        }
+        Ok(out)
+    }
+
     fn for_each_key(&self, tree: Tree, prefix: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
         for item in self.range(tree, prefix, None) {
             let (k, _) = item.map_err(err)?;

@@ -21,6 +21,7 @@ pub fn run_all(make: Factory<'_>) {
         ("get_put_delete", get_put_delete as fn(&dyn Index)),
         ("trees_are_separate", trees_are_separate),
         ("scan_prefix_after_limit", scan_prefix_after_limit),
+        ("scan_keys_rev_before_limit", scan_keys_rev_before_limit),
         ("batch_is_atomic_and_ordered", batch_is_atomic_and_ordered),
         ("compare_and_swap", compare_and_swap),
     ] {
@@ -120,6 +121,45 @@ fn scan_prefix_after_limit(idx: &dyn Index) {
     })
     .unwrap();
     assert_eq!(n, 10);
+}
+
+fn scan_keys_rev_before_limit(idx: &dyn Index) {
+    let mut b = Batch::default();
+    for p in [b"a".as_slice(), b"b", b"c"] {
+        for i in 0u16..300 {
+            let mut k = p.to_vec();
+            k.extend_from_slice(&i.to_be_bytes());
+            b.put(Tree::Tags, k, Vec::new());
+        }
+    }
+    // The next tree's first key must never show up at the end of a reverse scan.
+    b.put(Tree::History, b"b".to_vec(), Vec::new());
+    b.put(Tree::Manifests, b"\xff".to_vec(), Vec::new());
+    idx.apply(b).unwrap();
+    let num = |k: &Vec<u8>| u16::from_be_bytes([k[1], k[2]]);
+    let last: Vec<u16> = idx.scan_keys_rev(Tree::Tags, b"b", None, 3).unwrap().iter().map(num).collect();
+    assert_eq!(last, [299, 298, 297]);
+    let mut before = b"b".to_vec();
+    before.extend_from_slice(&100u16.to_be_bytes());
+    let page: Vec<u16> = idx.scan_keys_rev(Tree::Tags, b"b", Some(&before), 4).unwrap().iter().map(num).collect();
+    assert_eq!(page, [99, 98, 97, 96]);
+    assert!(idx.scan_keys_rev(Tree::Tags, b"b", Some(b"b"), 10).unwrap().is_empty(), "nothing before the prefix");
+    assert!(idx.scan_keys_rev(Tree::Tags, b"b", Some(b"a"), 10).unwrap().is_empty());
+    // A `before` past the prefix is the end of the prefix.
+    assert_eq!(idx.scan_keys_rev(Tree::Tags, b"b", Some(b"c"), 1).unwrap(), vec![vec![b'b', 1, 43]]);
+    assert_eq!(idx.scan_keys_rev(Tree::Tags, b"c", None, usize::MAX).unwrap().len(), 300);
+    // Whole tree, walked backwards page by page, exactly once and in order.
+    let mut seen: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let page = idx.scan_keys_rev(Tree::Tags, b"", seen.last().map(Vec::as_slice), 64).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page);
+    }
+    assert_eq!(seen.len(), 900);
+    assert!(seen.windows(2).all(|w| w[0] > w[1]), "reverse scan not in descending order");
+    assert_eq!(idx.scan_keys_rev(Tree::Manifests, b"", None, 5).unwrap(), vec![b"\xff".to_vec()]);
 }
 
 fn batch_is_atomic_and_ordered(idx: &dyn Index) {
