@@ -16,6 +16,7 @@ use crate::body::Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,18 +41,14 @@ pub const WINDOW_BYTES: usize = 32 << 20;
 /// Stretch populated by one blocking job once the window is wide and the process budget at least
 /// half free; also the largest piece handed to hyper.
 pub const WIDE_PIECE_BYTES: usize = 8 << 20;
+/// Stretches of one response populated at the same time, so a blocking thread that is slow to
+/// run does not stall the sender.
+const JOBS_AHEAD: usize = 2;
 /// Read-ahead over all responses together.
-pub const BUDGET_BYTES: usize = 64 << 20;
+pub const BUDGET_BYTES: usize = 48 << 20;
 /// Bodies up to this size are read at once (one mapping or read, no task): manifests, configs
 /// and small layers keep the short path.
 pub const SINGLE_READ_BYTES: u64 = 1 << 20;
-
-fn wide_piece() -> usize {
-    static V: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("STOWAGE_X_WIDE_PIECE").ok().and_then(|v| v.parse().ok()).unwrap_or(WIDE_PIECE_BYTES)
-    })
-}
 
 /// Shared budget and counters of all streamed bodies.
 pub struct Streams {
@@ -104,7 +101,7 @@ impl Streams {
         let own = Arc::new(Semaphore::new(wide_window));
         // Held back from the window until it widens.
         let reserve = own.clone().try_acquire_many_owned((wide_window - window) as u32).ok();
-        BlobBody {
+        let mut body = BlobBody {
             streams: self.clone(),
             span: Arc::new(span),
             own,
@@ -118,9 +115,16 @@ impl Streams {
             end: start + len,
             stock: None,
             acquiring: None,
-            job: None,
+            jobs: VecDeque::new(),
+            planned: start,
+            failed: None,
+        };
+        // Start reading the first piece now, while the response head is being written: the
+        // wakers that matter are set again when hyper polls the body.
+        if let Poll::Ready(Err(e)) = body.poll_read_ahead(&mut Context::from_waker(std::task::Waker::noop())) {
+            body.failed = Some(e);
         }
-        .boxed_unsync()
+        body.boxed_unsync()
     }
 }
 
@@ -169,23 +173,27 @@ struct BlobBody {
     stock: Option<Permits>,
     /// Permits being acquired for the next stretch.
     acquiring: Option<Acquire>,
-    /// The blocking job populating the next stretch, up to the offset it returns.
-    job: Option<JoinHandle<Populated>>,
+    /// Blocking jobs populating the next stretches (in order, up to `planned`), each up to the
+    /// offset it returns.
+    jobs: VecDeque<JoinHandle<Populated>>,
+    planned: u64,
+    /// A read that failed before the body could report it.
+    failed: Option<std::io::Error>,
 }
 
 impl BlobBody {
     /// Size of the next stretch to populate: the first piece is small; wide stretches only when
     /// the window is wide and the process budget at least half free.
     fn next_stretch(&mut self) -> usize {
-        if self.ready == self.start {
+        if self.planned == self.start {
             return self.piece.min(FIRST_PIECE_BYTES.max(1));
         }
-        if self.ready - self.start >= WIDEN_AFTER_BYTES {
+        if self.planned - self.start >= WIDEN_AFTER_BYTES {
             // Widening gives the held-back permits to the window for good.
             self.reserve = None;
             let budget = self.streams.budget_bytes;
             if self.streams.budget.available_permits() >= budget / 2 {
-                return wide_piece().min(self.wide_window).min(budget).max(self.piece);
+                return WIDE_PIECE_BYTES.min(self.wide_window).min(budget).max(self.piece);
             }
         }
         self.piece
@@ -196,24 +204,28 @@ impl BlobBody {
         if self.reserve.is_some() {
             self.piece
         } else {
-            wide_piece().min(self.wide_window).max(self.piece)
+            WIDE_PIECE_BYTES.min(self.wide_window).max(self.piece)
         }
     }
 
     /// Starts acquiring permits for the next stretch, or the blocking job once they are held.
     /// `Ready(Err)` when the job failed.
     fn poll_read_ahead(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if let Some(e) = self.failed.take() {
+            return Poll::Ready(Err(e));
+        }
         loop {
-            if let Some(job) = self.job.as_mut() {
-                let (to, permits, result) = match std::task::ready!(Pin::new(job).poll(cx)) {
+            // Collect finished stretches in order.
+            while let Some(job) = self.jobs.front_mut() {
+                let Poll::Ready(done) = Pin::new(job).poll(cx) else { break };
+                self.jobs.pop_front();
+                let (to, permits, result) = match done {
                     Ok(done) => done,
                     Err(e) => {
-                        self.job = None;
                         tracing::error!(error = %e, "blob read task failed mid-stream");
                         return Poll::Ready(Err(std::io::Error::other("blob read task failed")));
                     }
                 };
-                self.job = None;
                 if let Err(e) = result {
                     tracing::error!(error = %e, "blob read failed mid-stream; the response is cut short");
                     return Poll::Ready(Err(std::io::Error::other("blob read failed")));
@@ -227,13 +239,17 @@ impl BlobBody {
             if self.ready == self.end {
                 return Poll::Ready(Ok(()));
             }
+            if self.planned == self.end || self.jobs.len() >= JOBS_AHEAD {
+                // The front job's waker is set.
+                return Poll::Pending;
+            }
             if self.acquiring.is_none() {
                 let stretch = self.next_stretch() as u64;
                 // Stretches end on page edges (the span starts on one), so pieces never share a
                 // page and each releases exactly its own.
                 let page = stowage_engine::blob_store::page_size() as u64;
-                let to = ((self.ready + stretch) / page * page).max(self.ready + 1).min(self.end);
-                let n = (to - self.ready) as u32;
+                let to = ((self.planned + stretch) / page * page).max(self.planned + 1).min(self.end);
+                let n = (to - self.planned) as u32;
                 let (own, all) = (self.own.clone(), self.streams.budget.clone());
                 self.acquiring = Some(Box::pin(async move {
                     let own = own.acquire_many_owned(n).await.ok()?;
@@ -248,13 +264,14 @@ impl BlobBody {
                 return Poll::Ready(Err(std::io::Error::other("blob read budget closed")));
             };
             let n = permits.own.num_permits() as u64;
-            let (from, to) = (self.ready, self.ready + n);
+            let (from, to) = (self.planned, self.planned + n);
+            self.planned = to;
             let window = if self.reserve.is_some() { self.window } else { self.wide_window };
             let held = (window - self.own.available_permits().min(window)) as u64;
             self.streams.peak_window_bytes.fetch_max(held, Ordering::Relaxed);
             self.streams.read_bytes.fetch_add(n, Ordering::Relaxed);
             let span = self.span.clone();
-            self.job = Some(tokio::task::spawn_blocking(move || {
+            self.jobs.push_back(tokio::task::spawn_blocking(move || {
                 let result = span.populate(from, to);
                 (to, permits, result)
             }));

@@ -209,9 +209,8 @@ impl BlobFile {
         // SAFETY: as in `read`: committed blobs are never truncated or rewritten in place.
         let map = unsafe { memmap2::MmapOptions::new().offset(base).len(map_len).map(&self.file) }
             .map_err(|e| Error::io(&self.path, e))?;
-        // Sequential: page-cache readahead on the populate faults runs ahead of them, and the
-        // pages are dropped from the mapping soon after they are sent.
-        let _ = map.advise(memmap2::Advice::Sequential);
+        // No MADV_SEQUENTIAL: with it the first fault reads a whole readahead window (8 MiB
+        // here) before the first byte can go; cold time to first byte measured 2x worse.
         Ok(Span { map, base, path: self.path.clone() })
     }
 }
