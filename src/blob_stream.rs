@@ -365,6 +365,8 @@ mod tests {
                 got.extend_from_slice(&f.unwrap().into_data().unwrap());
             }
             assert_eq!(&got[..], &data[start as usize..(start + len) as usize], "span {start}+{len}");
+            drop(body);
+            assert_eq!(streams.budget.available_permits(), 1 << 20, "every piece gave its budget back");
         }
         assert_eq!(streams.abandoned(), 0);
     }
@@ -411,5 +413,10 @@ mod tests {
         assert!(read <= (64 << 10) + (256 << 10), "read {read} bytes of a body whose reader went away");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(streams.read_bytes(), read, "no reads after the hang-up was noticed");
+        // Stretches in flight at the hang-up give their budget back when they finish.
+        while streams.budget.available_permits() != 8 << 20 {
+            assert!(std::time::Instant::now() < deadline, "budget not returned after the hang-up");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }

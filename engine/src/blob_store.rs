@@ -113,7 +113,7 @@ impl BlobStore {
         Ok(Bytes::from_owner(map))
     }
 
-    /// Opens a blob for reading in windows ([`BlobFile::window`]), for bodies streamed in bounded
+    /// Opens a blob for reading in pieces ([`BlobFile::span`]), for bodies streamed in bounded
     /// pieces rather than mapped whole.
     pub fn open(&self, digest: &Digest) -> Result<BlobFile> {
         let path = self.path(digest);
@@ -156,11 +156,10 @@ impl BlobStore {
     }
 }
 
-/// An open, immutable blob file read one window at a time. Each window is a mapping of just
-/// that window, populated before it is returned (so the caller's blocking thread takes the disk
-/// wait and the page faults, never the thread that later sends the bytes) and unmapped when the
-/// last `Bytes` over it is dropped: resident memory is bounded by the windows alive, whatever
-/// the size of the blob.
+/// An open, immutable blob file, read through a [`Span`]: one mapping of the span a response
+/// sends, populated a stretch at a time on a blocking thread (the disk wait and the page faults
+/// never land on the thread that sends the bytes) and released piece by piece as the pieces are
+/// dropped: resident memory is bounded by the pieces alive, whatever the size of the blob.
 pub struct BlobFile {
     file: File,
     len: u64,
@@ -177,24 +176,6 @@ impl BlobFile {
         self.len == 0
     }
 
-    /// `len` bytes at `offset` as zero-copy `Bytes`. `keep` lives exactly as long as the bytes
-    /// (a memory-budget permit, say). Blocking: it waits for the disk.
-    pub fn window<K: Send + Sync + 'static>(&self, offset: u64, len: usize, keep: K) -> Result<Bytes> {
-        let end = offset.checked_add(len as u64).filter(|&e| e <= self.len);
-        if end.is_none() {
-            return Err(Error::RangeNotSatisfiable { start: offset, end: offset + len as u64, len: self.len });
-        }
-        if len == 0 {
-            return Ok(Bytes::new());
-        }
-        // SAFETY: as in `read`: committed blobs are never truncated or rewritten in place.
-        let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(len).populate().map(&self.file) }
-            .map_err(|e| Error::io(&self.path, e))?;
-        Ok(Bytes::from_owner(Window { map, _keep: keep }))
-    }
-}
-
-impl BlobFile {
     /// Maps `len` bytes at `start` for reading in pieces ([`Span`]): address space only, no page
     /// is read or mapped in yet, so this costs the same for 1 MiB and for 10 GiB. Cheap, but
     /// it takes the process's mapping lock: call it off the reactor.
@@ -306,18 +287,6 @@ pub fn page_size() -> usize {
     static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     // SAFETY: sysconf has no preconditions.
     *PAGE.get_or_init(|| usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1))
-}
-
-/// A mapped window and what must live as long as it.
-struct Window<K> {
-    map: memmap2::Mmap,
-    _keep: K,
-}
-
-impl<K> AsRef<[u8]> for Window<K> {
-    fn as_ref(&self) -> &[u8] {
-        &self.map
-    }
 }
 
 /// Blobs smaller than this are read with one `read` instead of a mapping.
