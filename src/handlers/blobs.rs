@@ -96,13 +96,17 @@ impl App {
                 .map_err(|e| ApiError::internal("blob read task failed", &e))??;
             return Ok(full(bytes));
         }
-        let file = tokio::task::spawn_blocking(move || engine.open_blob(&d))
-            .await
-            .map_err(|e| ApiError::internal("blob open task failed", &e))??;
-        if start.checked_add(len).is_none_or(|end| end > file.len()) {
-            return Err(ApiError::internal("blob is shorter than its record", &format!("{digest}")));
-        }
-        Ok(self.streams.body(file, start, len, crate::blob_stream::PIECE_BYTES, crate::blob_stream::WINDOW_BYTES))
+        // Open and map the span (address space only) off the reactor; the body populates it.
+        let span = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+            let file = engine.open_blob(&d)?;
+            if start.checked_add(len).is_none_or(|end| end > file.len()) {
+                return Err(ApiError::internal("blob is shorter than its record", &format!("{d}")));
+            }
+            Ok(file.span(start, len)?)
+        })
+        .await
+        .map_err(|e| ApiError::internal("blob open task failed", &e))??;
+        Ok(self.streams.body(span, start, len, crate::blob_stream::PIECE_BYTES, crate::blob_stream::START_WINDOW_BYTES))
     }
 
     /// end-10: `DELETE /v2/<name>/blobs/<digest>`: removes the blob from the repository; the bytes
