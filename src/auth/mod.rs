@@ -97,17 +97,66 @@ pub struct Auth {
     pub token_ttl: Duration,
     /// Lifetime of OAuth2 refresh tokens.
     pub refresh_ttl: Duration,
-    /// sha256(user, secret) -> (user id, credential generation, when verified).
-    basic_cache: Mutex<HashMap<[u8; 32], (u64, u64, Instant)>>,
+    /// sha256(user, secret) -> (user id, credential generation, when verified). Shared with the
+    /// hashing threads, which look again just before hashing (see [`Auth::login`]).
+    basic_cache: std::sync::Arc<Mutex<BasicCache>>,
     /// (user name, client address) -> (recent failures, last failure).
     failures: Mutex<HashMap<(String, IpAddr), (u32, Instant)>>,
     /// Password hashes run here: a few at once, on blocking threads, so a flood of logins takes
     /// at most these cores and never the reactor or the upload writers.
     hash_permits: tokio::sync::Semaphore,
+    /// The threads that run them (as many as there are permits). Dedicated threads, not the
+    /// shared blocking pool: argon2 takes 19 MiB per hash, and the allocator keeps that memory
+    /// in the arena of whichever thread ran it, so hashes spread over the blocking pool's many
+    /// threads left hundreds of MiB resident after a burst of logins.
+    hashers: HashPool,
+    /// Password hashes run (checks and new hashes), for tests and metrics.
+    hashes_run: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Logins waiting for a permit; past [`MAX_HASH_WAITERS`] a login is refused at once (429).
     hash_waiters: AtomicUsize,
     /// Failed logins since start (the `stowage_login_failures_total` metric).
     failed_logins: std::sync::atomic::AtomicU64,
+}
+
+/// sha256(user, secret) -> (user id, credential generation, when verified).
+type BasicCache = HashMap<[u8; 32], (u64, u64, Instant)>;
+
+/// A job for the hashing threads.
+type HashJob = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads running password hashes, fed through a channel. The threads end
+/// when the pool (the sending side) is dropped.
+struct HashPool {
+    jobs: Mutex<std::sync::mpsc::Sender<HashJob>>,
+}
+
+impl HashPool {
+    fn new(threads: usize) -> HashPool {
+        let (tx, rx) = std::sync::mpsc::channel::<HashJob>();
+        let rx = std::sync::Arc::new(Mutex::new(rx));
+        for _ in 0..threads {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new().name("stowage-hash".into()).spawn(move || loop {
+                let job = rx.lock().recv();
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password-hashing thread");
+            }
+        }
+        HashPool { jobs: Mutex::new(tx) }
+    }
+
+    /// Runs `f` on a hashing thread; None if no thread is left to run it.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: HashJob = Box::new(move || drop(tx.send(f())));
+        self.jobs.lock().send(job).ok()?;
+        rx.await.ok()
+    }
 }
 
 /// How long a verified Basic credential is trusted without re-hashing.
@@ -134,9 +183,11 @@ impl Auth {
             realm,
             token_ttl: Duration::from_secs(900),
             refresh_ttl: REFRESH_TTL,
-            basic_cache: Mutex::new(HashMap::new()),
+            basic_cache: Default::default(),
             failures: Mutex::new(HashMap::new()),
             hash_permits: tokio::sync::Semaphore::new((cores / 2).max(1)),
+            hashers: HashPool::new((cores / 2).max(1)),
+            hashes_run: Default::default(),
             hash_waiters: AtomicUsize::new(0),
             failed_logins: Default::default(),
         }
@@ -157,7 +208,12 @@ impl Auth {
         self.failed_logins.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` (a password hash or check) on a blocking thread once a hashing permit is free.
+    /// Password hashes run since start.
+    pub fn hashes_run(&self) -> u64 {
+        self.hashes_run.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` (a password hash or check) on a hashing thread once a hashing permit is free.
     pub async fn hash<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
         if self.hash_waiters.fetch_add(1, Ordering::AcqRel) >= MAX_HASH_WAITERS {
             self.hash_waiters.fetch_sub(1, Ordering::AcqRel);
@@ -166,7 +222,7 @@ impl Auth {
         let permit = self.hash_permits.acquire().await;
         self.hash_waiters.fetch_sub(1, Ordering::AcqRel);
         let _permit = permit.map_err(|_| AuthError::Busy)?;
-        tokio::task::spawn_blocking(f).await.map_err(|_| AuthError::Busy)
+        self.hashers.run(f).await.ok_or(AuthError::Busy)
     }
 
     /// Checks a username and a password or personal access token, from client address `ip`.
@@ -194,13 +250,27 @@ impl Auth {
             }
         }
         let user = self.store.user(username)?;
-        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let checked = user.as_ref().map(|u| (u.password_hash.clone(), u.id, u.generation));
         let pw = secret.to_string();
-        // Hash even for unknown users, so timing does not reveal which names exist.
+        let (cache, runs) = (self.basic_cache.clone(), self.hashes_run.clone());
+        // Hash even for unknown users, so timing does not reveal which names exist. Just before
+        // hashing, look in the cache again: many requests with the same credential arriving at
+        // once (64 `docker pull`s starting together) all missed it and queued here, and the
+        // first one's check is what the rest are waiting for.
         let ok = self
-            .hash(move || match phc {
-                Some(h) => secrets::verify_password(&pw, &h),
+            .hash(move || match checked {
+                Some((phc, uid, generation)) => {
+                    let verified = cache.lock().get(&key_bytes).copied();
+                    if let Some((id, g, at)) = verified {
+                        if (id, g) == (uid, generation) && at.elapsed() < BASIC_CACHE_TTL {
+                            return true;
+                        }
+                    }
+                    runs.fetch_add(1, Ordering::Relaxed);
+                    secrets::verify_password(&pw, &phc)
+                }
                 None => {
+                    runs.fetch_add(1, Ordering::Relaxed);
                     let _ = secrets::hash_password(&pw);
                     false
                 }
@@ -466,6 +536,45 @@ mod tests {
         assert!(failure_name(&long).len() <= 64);
         assert_ne!(failure_name(&long), failure_name(&"y".repeat(60_000)));
         assert_eq!(failure_name("alice"), "alice");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn logins_arriving_together_with_one_credential_hash_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = std::sync::Arc::new(test_auth(dir.path()));
+        let phc = secrets::hash_password("right-password").unwrap();
+        auth.store.create_user("alice", phc, false).unwrap().unwrap();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let a = auth.clone();
+            set.spawn(async move { a.login("alice", "right-password", ip).await.map(|l| l.user.username) });
+        }
+        while let Some(r) = set.join_next().await {
+            assert_eq!(r.unwrap().unwrap(), "alice");
+        }
+        assert_eq!(auth.hashes_run(), 1, "32 logins with one credential, arriving together");
+        // A wrong password is never taken from the cache: each is hashed.
+        for _ in 0..2 {
+            assert!(matches!(auth.login("alice", "wrong-password", ip).await, Err(AuthError::BadCredentials)));
+        }
+        assert_eq!(auth.hashes_run(), 3);
+        // Nor is the right one once the user's credentials changed (a new generation).
+        let mut u = auth.store.user("alice").unwrap().unwrap();
+        u.generation += 1;
+        auth.store.put_user(&u).unwrap();
+        assert!(auth.login("alice", "right-password", ip).await.is_ok());
+        assert_eq!(auth.hashes_run(), 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashes_run_on_the_dedicated_hashing_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = test_auth(dir.path());
+        for _ in 0..4 {
+            let name = auth.hash(|| std::thread::current().name().map(str::to_string)).await.unwrap();
+            assert_eq!(name.as_deref(), Some("stowage-hash"));
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
