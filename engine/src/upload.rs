@@ -111,8 +111,9 @@ impl UploadWriter {
                     writer.write(buf).map_err(|e| Error::io(&path, e))?;
                     if since_kick >= WRITEBACK_EVERY_BYTES {
                         since_kick = 0;
-                        // A hint only: a refusal here changes nothing about durability.
-                        let _ = writer.start_writeback();
+                        // Not a hint: its wait consumes write-back errors the final sync
+                        // would otherwise report.
+                        writer.start_writeback().map_err(|e| Error::io(&path, e))?;
                     }
                 }
             }

@@ -12,8 +12,7 @@ pub struct StdFs;
 struct Writer {
     file: File,
     offset: u64,
-    /// Everything before this has been handed to writeback.
-    kicked: u64,
+    writeback: super::Writeback,
 }
 
 impl BlobWriter for Writer {
@@ -32,9 +31,7 @@ impl BlobWriter for Writer {
     }
 
     fn start_writeback(&mut self) -> io::Result<()> {
-        super::start_writeback_range(&self.file, self.kicked, self.offset)?;
-        self.kicked = self.offset;
-        Ok(())
+        self.writeback.step(&self.file, self.offset)
     }
 }
 
@@ -44,7 +41,7 @@ impl IoBackend for StdFs {
     }
 
     fn writer(&self, file: File, offset: u64) -> io::Result<Box<dyn BlobWriter>> {
-        Ok(Box::new(Writer { file, offset, kicked: offset }))
+        Ok(Box::new(Writer { file, offset, writeback: super::Writeback::new(offset) }))
     }
 
     fn sync_file(&self, file: &File) -> io::Result<()> {

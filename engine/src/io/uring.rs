@@ -72,8 +72,7 @@ struct UringWriter {
     slots: Vec<Option<InFlight>>,
     in_flight: u32,
     error: Option<io::Error>,
-    /// Everything before this has been handed to writeback.
-    kicked: u64,
+    writeback: super::Writeback,
 }
 
 impl UringWriter {
@@ -87,7 +86,7 @@ impl UringWriter {
             slots: (0..depth).map(|_| None).collect(),
             in_flight: 0,
             error: None,
-            kicked: offset,
+            writeback: super::Writeback::new(offset),
         })
     }
 
@@ -178,9 +177,7 @@ impl BlobWriter for UringWriter {
     fn start_writeback(&mut self) -> io::Result<()> {
         // Only bytes whose writes completed are in the page cache: stop at the oldest in flight.
         let done = self.slots.iter().flatten().map(|f| f.offset).min().unwrap_or(self.offset);
-        super::start_writeback_range(&self.file, self.kicked, done)?;
-        self.kicked = self.kicked.max(done);
-        Ok(())
+        self.writeback.step(&self.file, done)
     }
 }
 
