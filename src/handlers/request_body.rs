@@ -18,8 +18,11 @@ use std::time::Duration;
 use stowage_engine::UploadWriter;
 use tokio::time::Instant;
 
-/// Small body pieces are gathered until this much before they go to the upload writer.
-const GATHER_BYTES: usize = 256 * 1024;
+/// Pieces are handed to the upload writer in batches of about this much: one message, one
+/// wake-up of its thread and one vectored write per batch (a 1 GiB push with 256 KiB batches,
+/// one io_uring write per piece, made ~26,000 context switches in the daemon; with 1 MiB
+/// batches and vectored writes ~7,000).
+const GATHER_BYTES: usize = 1024 * 1024;
 /// Body pieces at least this large go to the upload writer as they are, without a copy (a
 /// profile of a 1 GiB push spent 8% of the daemon's CPU copying pieces into the gathering
 /// buffer when only pieces of 256 KiB and more passed).

@@ -30,6 +30,15 @@ pub trait BlobWriter: Send {
     /// block while the backend's queue of in-flight writes is full. The buffer is owned until its
     /// write completes.
     fn write(&mut self, buf: Bytes) -> io::Result<()>;
+    /// Queues `bufs`, in order, as one write where the backend can (`pwritev`, one io_uring
+    /// `Writev`): one system call or one hand-off to the kernel's workers for a whole batch of
+    /// request-body pieces instead of one per piece. Same contract as [`BlobWriter::write`].
+    fn write_batch(&mut self, bufs: Vec<Bytes>) -> io::Result<()> {
+        for b in bufs {
+            self.write(b)?;
+        }
+        Ok(())
+    }
     /// Waits for every queued write; returns the offset after the last byte written.
     fn flush(&mut self) -> io::Result<u64>;
     /// `flush`, then `fdatasync` the file so its data is durable.
@@ -123,6 +132,32 @@ fn fadvise_dontneed(file: &File, from: u64, to: u64) -> io::Result<()> {
     } else {
         unsupported_is_ok(io::Error::from_raw_os_error(rc))
     }
+}
+
+/// At most this many buffers go into one vectored write (`IOV_MAX` is 1024 on Linux).
+pub(crate) const MAX_IOVECS: usize = 64;
+
+/// The `iovec`s of `bufs`, for `pwritev` or an io_uring `Writev`. They point into `bufs`, which
+/// must stay alive and unmoved (the `Bytes` heap data does not move) while they are in use.
+pub(crate) fn iovecs(bufs: &[Bytes]) -> Vec<libc::iovec> {
+    bufs.iter().map(|b| libc::iovec { iov_base: b.as_ptr() as *mut libc::c_void, iov_len: b.len() }).collect()
+}
+
+/// Writes whatever of `bufs` lies past the first `done` bytes at `offset + done`, synchronously:
+/// the rest of a short vectored write.
+pub(crate) fn write_rest_at(file: &File, bufs: &[Bytes], offset: u64, done: usize) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let (mut skip, mut at) = (done, offset + done as u64);
+    for b in bufs {
+        if skip >= b.len() {
+            skip -= b.len();
+            continue;
+        }
+        file.write_all_at(&b[skip..], at)?;
+        at += (b.len() - skip) as u64;
+        skip = 0;
+    }
+    Ok(())
 }
 
 /// A storage backend. Implementations must be cheap to share across threads.

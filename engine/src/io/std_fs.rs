@@ -22,6 +22,30 @@ impl BlobWriter for Writer {
         Ok(())
     }
 
+    fn write_batch(&mut self, bufs: Vec<Bytes>) -> io::Result<()> {
+        use std::os::unix::io::AsRawFd;
+        for group in bufs.chunks(super::MAX_IOVECS) {
+            let total: usize = group.iter().map(Bytes::len).sum();
+            let iov = super::iovecs(group);
+            let off = i64::try_from(self.offset).map_err(|_| io::Error::other("offset over i64"))?;
+            // SAFETY: the iovecs point into `group`, alive and unmoved for the call; the fd is ours.
+            let n = unsafe { libc::pwritev(self.file.as_raw_fd(), iov.as_ptr(), iov.len() as libc::c_int, off) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            // Short (or interrupted) write: the rest one buffer at a time.
+            let n = usize::try_from(n).unwrap_or(0);
+            if n < total {
+                super::write_rest_at(&self.file, group, self.offset, n)?;
+            }
+            self.offset += total as u64;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> io::Result<u64> {
         Ok(self.offset)
     }
