@@ -156,7 +156,8 @@ if [ "$CALLGRIND" = 1 ]; then
     callgrind_annotate "$WORK/callgrind.out" 2>/dev/null | awk '/^-- Auto/ { exit } /^Ir/ { on = 1 } on' | head -20
 else
     kill -INT "$PERF"; wait "$PERF" 2>/dev/null || true; PERF=""
-    perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
-        | grep -E '^ +[0-9]' | head -20 | cut -c1-110
+    # PERF_KEEP=FILE keeps the samples for other reports (--sort comm, -G).
     if [ -n "${PERF_KEEP:-}" ]; then cp "$WORK/perf.data" "$PERF_KEEP"; fi
+    perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+        | grep -E '^ +[0-9]' | head -20 | cut -c1-110 || true
 fi

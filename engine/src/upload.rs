@@ -59,8 +59,8 @@ const WRITEBACK_EVERY_BYTES: usize = 16 << 20;
 
 /// Channel depth between a request and its writer worker, in messages: enough to absorb jitter,
 /// small enough that a slow disk pushes back on the client. The daemon sends batches of about
-/// 1 MiB, so an upload holds about 8 MiB queued here.
-const CHANNEL_CHUNKS: usize = 8;
+/// 256 KiB, so an upload holds about 8 MiB queued here.
+const CHANNEL_CHUNKS: usize = 32;
 
 struct WorkerDone {
     hasher: Hasher,
@@ -115,8 +115,7 @@ impl UploadWriter {
                 writer.write_batch(pieces).map_err(|e| Error::io(&path, e))?;
                 if since_kick >= WRITEBACK_EVERY_BYTES {
                     since_kick = 0;
-                    // Not a hint: its wait consumes write-back errors the final sync would
-                    // otherwise report.
+                    // An I/O error here fails the upload like a failed write.
                     writer.start_writeback().map_err(|e| Error::io(&path, e))?;
                 }
             }

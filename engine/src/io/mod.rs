@@ -44,11 +44,10 @@ pub trait BlobWriter: Send {
     /// `flush`, then `fdatasync` the file so its data is durable.
     fn sync(&mut self) -> io::Result<()>;
     /// Starts write-out of what has been written since the last call, without waiting for it, so
-    /// the disk works while data still streams in and the final `sync` has little left; then
-    /// waits for the write-out started by the previous call and drops those (now clean) pages
-    /// from the page cache (see [`Writeback`]). Not a durability barrier: `sync` still is. An
-    /// error is a write error (the wait consumes the file's write-back error, so the later
-    /// `sync` may no longer report it): the writer must not be used again.
+    /// the disk works while data still streams in and the final `sync` has little left, and drops
+    /// from the page cache what was written out steps ago (see [`Writeback`]). Not a durability
+    /// barrier: `sync` still is. An error (`EIO`, `ENOSPC`) is treated as a write error: the
+    /// writer must not be used again.
     fn start_writeback(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -56,44 +55,57 @@ pub trait BlobWriter: Send {
 
 /// Write-back of one sequentially written file, in steps, keeping its page cache bounded.
 ///
-/// Each step starts write-out of the newly written range (`SYNC_FILE_RANGE_WRITE`, no wait),
-/// then waits for the range started one step before and drops its pages
-/// (`POSIX_FADV_DONTNEED`). An upload of any size therefore holds at most about two steps of
-/// page cache, and the pages it frees are the ones its next writes get back, still warm.
+/// Each step starts write-out of the newly written range (`SYNC_FILE_RANGE_WRITE`, no wait) and
+/// drops from the page cache (`POSIX_FADV_DONTNEED`, no wait either) what was handed to write-out
+/// two steps or more before: those pages are clean by then unless the disk is slower than the
+/// client, and pages still being written are simply kept (and dropped at a later step or after
+/// the sync). After a sync everything handed to write-out is clean and is dropped too. An upload
+/// of any size therefore holds about three steps of page cache, and the pages it frees are the
+/// ones its next writes get back, still warm.
+///
 /// Without this a 1 GiB push grows the page cache by 1 GiB of pages never touched before; on a
 /// VM whose free memory is returned to the host (free page reporting, Firecracker's balloon),
 /// first touching such a page costs a fault on the host, and a profile of a 1 GiB push on this
 /// kind of VM spent half the daemon's CPU there (about 2 s per GiB, inside
 /// `copy_folio_from_iter_atomic`) against 0.25 s when the pages were warm. The price: a pull
-/// right after the push reads from the disk rather than from the page cache.
+/// right after the push reads from the disk rather than from the page cache. Nothing here waits
+/// for the disk (an earlier version waited for the previous step's range: under load that put
+/// the disk's latency into the push's pipeline).
 pub(crate) struct Writeback {
+    /// Where this writer started; pages before it are not this writer's to drop.
+    start: u64,
     /// Write-out started for everything before this.
     kicked: u64,
-    /// Pages before this were waited for and dropped.
-    dropped: u64,
+    /// `kicked` after the previous step and after the one before it.
+    earlier: [u64; 2],
 }
 
 impl Writeback {
     pub(crate) fn new(offset: u64) -> Writeback {
-        Writeback { kicked: offset, dropped: offset }
+        Writeback { start: offset, kicked: offset, earlier: [offset; 2] }
     }
 
     /// One step, with `done` the offset before which every write has completed.
     pub(crate) fn step(&mut self, file: &File, done: u64) -> io::Result<()> {
-        let previous = (self.dropped, self.kicked);
         if done > self.kicked {
             sync_file_range(file, self.kicked, done, libc::SYNC_FILE_RANGE_WRITE)?;
-            self.kicked = done;
         }
-        let (from, to) = previous;
-        if to > from {
-            // Waits for the write-out started one step ago, writes out any page dirtied since,
-            // and waits for that too: only clean pages can be dropped.
-            let all =
-                libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
-            sync_file_range(file, from, to, all)?;
-            fadvise_dontneed(file, from, to)?;
-            self.dropped = to;
+        // Handed to write-out two steps ago (or earlier): drop what of it is clean. The range
+        // starts at `start` so that pages kept at an earlier step (still being written then)
+        // get another chance; walking the already-empty part of the cache is cheap.
+        let old = self.earlier[1];
+        self.earlier = [self.kicked, self.earlier[0]];
+        self.kicked = self.kicked.max(done);
+        if old > self.start {
+            fadvise_dontneed(file, self.start, old)?;
+        }
+        Ok(())
+    }
+
+    /// After a successful `fdatasync`: every page handed to write-out is clean; drop them all.
+    pub(crate) fn after_sync(&mut self, file: &File) -> io::Result<()> {
+        if self.kicked > self.start {
+            fadvise_dontneed(file, self.start, self.kicked)?;
         }
         Ok(())
     }

@@ -51,7 +51,8 @@ impl BlobWriter for Writer {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+        self.file.sync_data()?;
+        self.writeback.after_sync(&self.file)
     }
 
     fn start_writeback(&mut self) -> io::Result<()> {

@@ -204,7 +204,8 @@ impl BlobWriter for UringWriter {
 
     fn sync(&mut self) -> io::Result<()> {
         self.flush()?;
-        self.file.sync_data()
+        self.file.sync_data()?;
+        self.writeback.after_sync(&self.file)
     }
 
     fn start_writeback(&mut self) -> io::Result<()> {
