@@ -26,7 +26,6 @@ on_both_backends!(
     abandoned_request_never_writes_into_the_next,
     upload_survives_a_restart,
     idle_uploads_expire,
-    a_large_push_keeps_its_page_cache_bounded,
     batches_of_pieces_are_written_in_order,
 );
 
@@ -78,37 +77,6 @@ async fn chunked_upload_at_offsets(io: IoChoice) {
     assert!(files_under(&dir.path().join("uploads")).is_empty());
     assert_eq!(engine.catalog().upload(&up.id).unwrap(), None);
     assert_eq!(blob_files(dir.path()).len(), 1);
-}
-
-/// How many of the pages of `path` in `[0, len)` are in the page cache (`mincore`).
-fn resident_pages(path: &std::path::Path, len: usize) -> usize {
-    let file = std::fs::File::open(path).unwrap();
-    // SAFETY: a read-only map of a file nobody writes any more; only its residency is read.
-    let map = unsafe { memmap2::MmapOptions::new().len(len).map(&file) }.unwrap();
-    let page = 4096;
-    let mut vec = vec![0u8; len.div_ceil(page)];
-    // SAFETY: `vec` has one byte per page of the mapping, as mincore requires.
-    let rc = unsafe { libc::mincore(map.as_ptr() as *mut libc::c_void, len, vec.as_mut_ptr()) };
-    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
-    vec.iter().filter(|v| **v & 1 == 1).count()
-}
-
-/// A push does not leave the whole blob in the page cache: what was handed to write-out is
-/// dropped (during the push once clean, and all of it after the sync), and the blob still reads
-/// back exactly.
-async fn a_large_push_keeps_its_page_cache_bounded(io: IoChoice) {
-    // Under the target directory, not in /tmp: a tmpfs cannot drop its pages.
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let (engine, _) = open(config(dir.path(), io));
-    let bytes = data(21, 80 << 20);
-    let info = push(&engine, REPO, &bytes, 1 << 20).await.unwrap();
-    let files = blob_files(dir.path());
-    assert_eq!(files.len(), 1);
-    // Steps at 16, 32, 48, 64 and 80 MiB; with at most 8 writes of 1 MiB in flight, at least the
-    // first 72 MiB were handed to write-out by the last step, and dropped after the final sync
-    // (the earliest also during the push, unless the disk was slow).
-    assert_eq!(resident_pages(&files[0], 40 << 20), 0, "the first 40 MiB of the blob are still cached");
-    assert_blob(&engine, &info.digest, &bytes);
 }
 
 /// Batches of pieces (one vectored write each, split past 64 buffers, empty pieces skipped) land

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 /// wake-up of its thread and one vectored write per batch. 1 MiB batches (8 deep) were tried:
 /// 1 GiB push A/B medians of 5, server CPU 1.76 s against 1.87 s, context switches ~8,300 against
 /// ~15,600, but wall time 1.97 s against 1.82 s, which cost the push its margin over
-/// Distribution under load (both with the page-cache recycling and vectored writes).
+/// Distribution under load (both measured with vectored writes).
 const GATHER_BYTES: usize = 256 * 1024;
 /// Body pieces at least this large go to the upload writer as they are, without a copy (a
 /// profile of a 1 GiB push spent 8% of the daemon's CPU copying pieces into the gathering

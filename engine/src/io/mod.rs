@@ -43,69 +43,38 @@ pub trait BlobWriter: Send {
     fn flush(&mut self) -> io::Result<u64>;
     /// `flush`, then `fdatasync` the file so its data is durable.
     fn sync(&mut self) -> io::Result<()>;
-    /// Starts write-out of what has been written since the last call, without waiting for it, so
-    /// the disk works while data still streams in and the final `sync` has little left, and drops
-    /// from the page cache what was written out steps ago (see [`Writeback`]). Not a durability
-    /// barrier: `sync` still is. An error (`EIO`, `ENOSPC`) is treated as a write error: the
-    /// writer must not be used again.
+    /// Asks the kernel to start writing out what has been written so far, without waiting, so
+    /// the final `sync` finds little left to do and the disk works while data still streams in.
+    /// A hint: backends may do nothing, and a failure here changes nothing about durability.
     fn start_writeback(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
 
-/// Write-back of one sequentially written file, in steps, keeping its page cache bounded.
+/// Write-back of one sequentially written file, in steps: each step starts write-out of the range
+/// written since the previous one (`SYNC_FILE_RANGE_WRITE`, no wait), so the disk works while
+/// data streams in and the final fdatasync has only the tail left.
 ///
-/// Each step starts write-out of the newly written range (`SYNC_FILE_RANGE_WRITE`, no wait) and
-/// drops from the page cache (`POSIX_FADV_DONTNEED`, no wait either) what was handed to write-out
-/// two steps or more before: those pages are clean by then unless the disk is slower than the
-/// client, and pages still being written are simply kept (and dropped at a later step or after
-/// the sync). After a sync everything handed to write-out is clean and is dropped too. An upload
-/// of any size therefore holds about three steps of page cache, and the pages it frees are the
-/// ones its next writes get back, still warm.
-///
-/// Without this a 1 GiB push grows the page cache by 1 GiB of pages never touched before; on a
-/// VM whose free memory is returned to the host (free page reporting, Firecracker's balloon),
-/// first touching such a page costs a fault on the host, and a profile of a 1 GiB push on this
-/// kind of VM spent half the daemon's CPU there (about 2 s per GiB, inside
-/// `copy_folio_from_iter_atomic`) against 0.25 s when the pages were warm. The price: a pull
-/// right after the push reads from the disk rather than from the page cache. Nothing here waits
-/// for the disk (an earlier version waited for the previous step's range: under load that put
-/// the disk's latency into the push's pipeline).
+/// Dropping the written pages from the page cache as the upload goes (`POSIX_FADV_DONTNEED`)
+/// was tried: on this project's Firecracker test VM it cut a 1 GiB push's CPU from ~3.6 s to
+/// ~1.9 s when the page cache had to grow into memory returned to the host, but a pull right
+/// after the push then read from the disk and cost 1.8-2.5 s of CPU instead of 0.4 s, and 4x
+/// the wall time; on a host without free page reporting it only moves the cost. Not kept.
 pub(crate) struct Writeback {
-    /// Where this writer started; pages before it are not this writer's to drop.
-    start: u64,
     /// Write-out started for everything before this.
     kicked: u64,
-    /// `kicked` after the previous step and after the one before it.
-    earlier: [u64; 2],
 }
 
 impl Writeback {
     pub(crate) fn new(offset: u64) -> Writeback {
-        Writeback { start: offset, kicked: offset, earlier: [offset; 2] }
+        Writeback { kicked: offset }
     }
 
     /// One step, with `done` the offset before which every write has completed.
     pub(crate) fn step(&mut self, file: &File, done: u64) -> io::Result<()> {
         if done > self.kicked {
             sync_file_range(file, self.kicked, done, libc::SYNC_FILE_RANGE_WRITE)?;
-        }
-        // Handed to write-out two steps ago (or earlier): drop what of it is clean. The range
-        // starts at `start` so that pages kept at an earlier step (still being written then)
-        // get another chance; walking the already-empty part of the cache is cheap.
-        let old = self.earlier[1];
-        self.earlier = [self.kicked, self.earlier[0]];
-        self.kicked = self.kicked.max(done);
-        if old > self.start {
-            fadvise_dontneed(file, self.start, old)?;
-        }
-        Ok(())
-    }
-
-    /// After a successful `fdatasync`: every page handed to write-out is clean; drop them all.
-    pub(crate) fn after_sync(&mut self, file: &File) -> io::Result<()> {
-        if self.kicked > self.start {
-            fadvise_dontneed(file, self.start, self.kicked)?;
+            self.kicked = done;
         }
         Ok(())
     }
@@ -130,19 +99,6 @@ fn unsupported_is_ok(e: io::Error) -> io::Result<()> {
     match e.raw_os_error() {
         Some(libc::EINVAL | libc::ESPIPE | libc::ENOSYS | libc::EOPNOTSUPP) => Ok(()),
         _ => Err(e),
-    }
-}
-
-/// `posix_fadvise(POSIX_FADV_DONTNEED)` on `[from, to)`: drops the clean cached pages there.
-fn fadvise_dontneed(file: &File, from: u64, to: u64) -> io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let (Ok(off), Ok(len)) = (i64::try_from(from), i64::try_from(to - from)) else { return Ok(()) };
-    // SAFETY: plain syscall on a file descriptor we own; no memory is passed.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), off, len, libc::POSIX_FADV_DONTNEED) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        unsupported_is_ok(io::Error::from_raw_os_error(rc))
     }
 }
 

@@ -51,8 +51,7 @@ impl BlobWriter for Writer {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()?;
-        self.writeback.after_sync(&self.file)
+        self.file.sync_data()
     }
 
     fn start_writeback(&mut self) -> io::Result<()> {

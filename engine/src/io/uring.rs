@@ -204,8 +204,7 @@ impl BlobWriter for UringWriter {
 
     fn sync(&mut self) -> io::Result<()> {
         self.flush()?;
-        self.file.sync_data()?;
-        self.writeback.after_sync(&self.file)
+        self.file.sync_data()
     }
 
     fn start_writeback(&mut self) -> io::Result<()> {
