@@ -57,8 +57,9 @@ pub(crate) struct Session {
 /// the final fdatasync has only the tail left.
 const WRITEBACK_EVERY_BYTES: usize = 16 << 20;
 
-/// Channel depth between a request and its writer worker: enough to absorb jitter, small enough
-/// that a slow disk pushes back on the client.
+/// Channel depth between a request and its writer worker, in messages: enough to absorb jitter,
+/// small enough that a slow disk pushes back on the client. The daemon sends batches of about
+/// 256 KiB, so an upload holds about 8 MiB queued here.
 const CHANNEL_CHUNKS: usize = 32;
 
 struct WorkerDone {
@@ -104,16 +105,18 @@ impl UploadWriter {
             let mut writer = io.writer(file, offset).map_err(|e| Error::io(&path, e))?;
             let mut since_kick = 0usize;
             // One message may hold several pieces: one wake-up of this thread for all of them.
+            // Hashed and then written as one batch (one pwritev or io_uring Writev): the batch
+            // is still in the cache when the kernel copies it.
             while let Some(pieces) = rx.blocking_recv() {
-                for buf in pieces {
-                    hasher.update(&buf);
+                for buf in &pieces {
+                    hasher.update(buf);
                     since_kick += buf.len();
-                    writer.write(buf).map_err(|e| Error::io(&path, e))?;
-                    if since_kick >= WRITEBACK_EVERY_BYTES {
-                        since_kick = 0;
-                        // A hint only: a refusal here changes nothing about durability.
-                        let _ = writer.start_writeback();
-                    }
+                }
+                writer.write_batch(pieces).map_err(|e| Error::io(&path, e))?;
+                if since_kick >= WRITEBACK_EVERY_BYTES {
+                    since_kick = 0;
+                    // A hint only: a refusal here changes nothing about durability.
+                    let _ = writer.start_writeback();
                 }
             }
             let end = writer.flush().map_err(|e| Error::io(&path, e))?;

@@ -26,6 +26,7 @@ on_both_backends!(
     abandoned_request_never_writes_into_the_next,
     upload_survives_a_restart,
     idle_uploads_expire,
+    batches_of_pieces_are_written_in_order,
 );
 
 async fn chunked_upload_at_offsets(io: IoChoice) {
@@ -76,6 +77,52 @@ async fn chunked_upload_at_offsets(io: IoChoice) {
     assert!(files_under(&dir.path().join("uploads")).is_empty());
     assert_eq!(engine.catalog().upload(&up.id).unwrap(), None);
     assert_eq!(blob_files(dir.path()).len(), 1);
+}
+
+/// Batches of pieces (one vectored write each, split past 64 buffers, empty pieces skipped) land
+/// in order, in a one-shot push and in resumable chunks.
+async fn batches_of_pieces_are_written_in_order(io: IoChoice) {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = open(config(dir.path(), io));
+    let bytes = data(22, 3 << 20);
+    // Pieces of uneven sizes, with empty ones between: batches of 1, 7, 64, 65 and 150 pieces.
+    let mut pieces = Vec::new();
+    let (mut at, mut i) = (0usize, 0usize);
+    while at < bytes.len() {
+        let len = (1 + i * 977 % 20_000).min(bytes.len() - at);
+        pieces.push(Bytes::copy_from_slice(&bytes[at..at + len]));
+        if i % 5 == 0 {
+            pieces.push(Bytes::new());
+        }
+        at += len;
+        i += 1;
+    }
+    let mut w = engine.put_blob_writer(REPO).await.unwrap();
+    let mut rest = pieces.clone();
+    for n in [1, 7, 64, 65, 150].into_iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let tail = rest.split_off(n.min(rest.len()));
+        w.write_pieces(std::mem::replace(&mut rest, tail)).await.unwrap();
+    }
+    assert_eq!(w.offset(), bytes.len() as u64);
+    let info = w.finish(&sha256(&bytes)).await.unwrap();
+    assert_blob(&engine, &info.digest, &bytes);
+
+    // The same pieces as two resumable chunks of one batch each.
+    let other = data(23, 1 << 20);
+    let up = engine.start_upload(REPO, "alice").unwrap();
+    let half = other.len() / 2;
+    for (from, to) in [(0, half), (half, other.len())] {
+        let batch: Vec<Bytes> = other[from..to].chunks(3_001).map(Bytes::copy_from_slice).collect();
+        let mut w = engine.append(&up.id, Some(from as u64)).await.unwrap();
+        w.write_pieces(batch).await.unwrap();
+        assert_eq!(w.end_chunk().await.unwrap(), to as u64);
+    }
+    let w = engine.append(&up.id, Some(other.len() as u64)).await.unwrap();
+    let info = w.finish(&sha256(&other)).await.unwrap();
+    assert_blob(&engine, &info.digest, &other);
 }
 
 async fn cancel_removes_the_upload(io: IoChoice) {

@@ -18,7 +18,11 @@ use std::time::Duration;
 use stowage_engine::UploadWriter;
 use tokio::time::Instant;
 
-/// Small body pieces are gathered until this much before they go to the upload writer.
+/// Pieces are handed to the upload writer in batches of about this much: one message, one
+/// wake-up of its thread and one vectored write per batch. 1 MiB batches (8 deep) were tried:
+/// 1 GiB push A/B medians of 5, server CPU 1.76 s against 1.87 s, context switches ~8,300 against
+/// ~15,600, but wall time 1.97 s against 1.82 s, which cost the push its margin over
+/// Distribution under load (both measured with vectored writes).
 const GATHER_BYTES: usize = 256 * 1024;
 /// Body pieces at least this large go to the upload writer as they are, without a copy (a
 /// profile of a 1 GiB push spent 8% of the daemon's CPU copying pieces into the gathering

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use io_uring::{opcode, types, IoUring};
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 
 pub struct Uring {
@@ -59,9 +58,19 @@ impl IoBackend for Uring {
 }
 
 struct InFlight {
-    buf: Bytes,
+    bufs: Vec<Bytes>,
+    /// The `iovec`s of a vectored write, pointing into `bufs` (empty for a single buffer).
+    iov: Iovecs,
     offset: u64,
+    len: usize,
 }
+
+/// `iovec`s handed to the kernel with a `Writev`.
+struct Iovecs(Vec<libc::iovec>);
+
+// SAFETY: the pointers refer to the `Bytes` of the same `InFlight`, which are `Send` and move
+// with it; the vector is only read (by the kernel) while its write is in flight.
+unsafe impl Send for Iovecs {}
 
 struct UringWriter {
     ring: IoUring,
@@ -72,8 +81,7 @@ struct UringWriter {
     slots: Vec<Option<InFlight>>,
     in_flight: u32,
     error: Option<io::Error>,
-    /// Everything before this has been handed to writeback.
-    kicked: u64,
+    writeback: super::Writeback,
 }
 
 impl UringWriter {
@@ -87,7 +95,7 @@ impl UringWriter {
             slots: (0..depth).map(|_| None).collect(),
             in_flight: 0,
             error: None,
-            kicked: offset,
+            writeback: super::Writeback::new(offset),
         })
     }
 
@@ -110,9 +118,9 @@ impl UringWriter {
                 continue;
             }
             let written = res as usize;
-            if written < f.buf.len() {
+            if written < f.len {
                 // Short write (rare on regular files): finish it synchronously at the right place.
-                if let Err(e) = self.file.write_all_at(&f.buf[written..], f.offset + written as u64) {
+                if let Err(e) = super::write_rest_at(&self.file, &f.bufs, f.offset, written) {
                     self.error.get_or_insert(e);
                 }
             }
@@ -128,9 +136,11 @@ impl UringWriter {
     }
 }
 
-impl BlobWriter for UringWriter {
-    fn write(&mut self, buf: Bytes) -> io::Result<()> {
-        if buf.is_empty() {
+impl UringWriter {
+    /// Submits one write of `bufs` (at most [`super::MAX_IOVECS`]) at the current offset.
+    fn submit(&mut self, bufs: Vec<Bytes>) -> io::Result<()> {
+        let total: usize = bufs.iter().map(Bytes::len).sum();
+        if total == 0 {
             return Ok(());
         }
         if self.in_flight == self.depth {
@@ -140,16 +150,23 @@ impl BlobWriter for UringWriter {
         let slot =
             self.slots.iter().position(Option::is_none).ok_or_else(|| io::Error::other("no free io_uring slot"))?;
         // A single write of a regular file is capped by the kernel near 2 GiB; request bodies arrive
-        // in far smaller pieces, but split anyway so the length fits the u32 of the SQE.
-        let len = u32::try_from(buf.len()).map_err(|_| io::Error::other("write buffer over 4 GiB"))?;
-        let entry = opcode::Write::new(types::Fd(self.file.as_raw_fd()), buf.as_ptr(), len)
-            .offset(self.offset)
-            .build()
-            .user_data(slot as u64);
-        let offset = self.offset;
-        self.slots[slot] = Some(InFlight { buf, offset });
-        // SAFETY: the buffer behind `entry` is owned by `self.slots[slot]` and is neither moved nor
-        // dropped until its completion is reaped in `reap`, and the fd stays open as long as `self`.
+        // in far smaller pieces and batches, but refuse anything whose length does not fit the SQE.
+        let len = u32::try_from(total).map_err(|_| io::Error::other("write buffer over 4 GiB"))?;
+        let fd = types::Fd(self.file.as_raw_fd());
+        let mut f = InFlight { iov: Iovecs(Vec::new()), bufs, offset: self.offset, len: total };
+        let entry = if f.bufs.len() == 1 {
+            opcode::Write::new(fd, f.bufs[0].as_ptr(), len).offset(self.offset).build()
+        } else {
+            f.iov = Iovecs(super::iovecs(&f.bufs));
+            opcode::Writev::new(fd, f.iov.0.as_ptr(), f.iov.0.len() as u32).offset(self.offset).build()
+        };
+        let entry = entry.user_data(slot as u64);
+        // Moving `f` into the slot moves neither the `Bytes` data nor the iovec array (both on
+        // the heap), so the pointers in `entry` stay valid.
+        self.slots[slot] = Some(f);
+        // SAFETY: the buffers (and iovecs) behind `entry` are owned by `self.slots[slot]` and are
+        // neither moved nor dropped until its completion is reaped in `reap`, and the fd stays
+        // open as long as `self`.
         unsafe {
             while self.ring.submission().push(&entry).is_err() {
                 self.ring.submit()?;
@@ -157,9 +174,24 @@ impl BlobWriter for UringWriter {
         }
         self.ring.submit()?;
         self.in_flight += 1;
-        self.offset += len as u64;
+        self.offset += total as u64;
         // Reap whatever already finished without waiting, so errors surface early.
         self.reap(0)
+    }
+}
+
+impl BlobWriter for UringWriter {
+    fn write(&mut self, buf: Bytes) -> io::Result<()> {
+        self.submit(vec![buf])
+    }
+
+    fn write_batch(&mut self, bufs: Vec<Bytes>) -> io::Result<()> {
+        let mut bufs: Vec<Bytes> = bufs.into_iter().filter(|b| !b.is_empty()).collect();
+        while bufs.len() > super::MAX_IOVECS {
+            let rest = bufs.split_off(super::MAX_IOVECS);
+            self.submit(std::mem::replace(&mut bufs, rest))?;
+        }
+        self.submit(bufs)
     }
 
     fn flush(&mut self) -> io::Result<u64> {
@@ -178,9 +210,7 @@ impl BlobWriter for UringWriter {
     fn start_writeback(&mut self) -> io::Result<()> {
         // Only bytes whose writes completed are in the page cache: stop at the oldest in flight.
         let done = self.slots.iter().flatten().map(|f| f.offset).min().unwrap_or(self.offset);
-        super::start_writeback_range(&self.file, self.kicked, done)?;
-        self.kicked = self.kicked.max(done);
-        Ok(())
+        self.writeback.step(&self.file, done)
     }
 }
 
