@@ -110,6 +110,7 @@ fn main() -> anyhow::Result<()> {
             let mut settings = cfg.validate()?;
             // Before anything creates a file or starts a thread: see `restrict_umask`.
             stowage::process::restrict_umask();
+            stowage::process::return_large_allocations();
             settings.admin_password = stowage::bootstrap::admin_password_from_env()?;
             match stowage::process::raise_fd_limit() {
                 Ok(n) if n < settings.max_connections as u64 + 256 => tracing::warn!(
