@@ -134,6 +134,9 @@ pub(crate) struct Inner {
     /// common case costs one atomic load.
     pub(crate) quarantined: std::sync::atomic::AtomicU64,
     pub(crate) scrub_stats: scrub::ScrubStats,
+    /// Bytes of request bodies queued for the upload writers, across every upload: see
+    /// [`upload::QUEUED_BYTES`].
+    pub(crate) upload_queue: Arc<tokio::sync::Semaphore>,
 }
 
 /// The engine. Cheap to clone.
@@ -278,6 +281,7 @@ impl Engine {
             maintenance: Mutex::new(()),
             quarantined: std::sync::atomic::AtomicU64::new(quarantined),
             scrub_stats: scrub::ScrubStats::default(),
+            upload_queue: Arc::new(tokio::sync::Semaphore::new(upload::QUEUED_BYTES)),
             cfg,
         };
         let engine = Engine { inner: Arc::new(inner) };

@@ -62,6 +62,19 @@ const WRITEBACK_EVERY_BYTES: usize = 16 << 20;
 /// 256 KiB, so an upload holds about 8 MiB queued here.
 const CHANNEL_CHUNKS: usize = 32;
 
+/// Bytes queued for the writers of all uploads together. Each upload may queue about 8 MiB (see
+/// [`CHANNEL_CHUNKS`]), so without this bound 64 concurrent pushes on a slow disk held 512 MiB;
+/// with it a request waits for room (its client is then held back by TCP), and the time it
+/// waits is the server's, not counted against the client's minimum rate.
+pub const QUEUED_BYTES: usize = 64 << 20;
+
+/// A batch of pieces for the writer thread, with its share of [`QUEUED_BYTES`], given back
+/// once the batch is written (or dropped).
+struct Batch {
+    pieces: Vec<Bytes>,
+    _queued: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
 struct WorkerDone {
     hasher: Hasher,
     writer: Box<dyn BlobWriter>,
@@ -72,7 +85,7 @@ struct WorkerDone {
 pub struct UploadWriter {
     pub(crate) inner: Arc<Inner>,
     pub(crate) session: OwnedMutexGuard<Session>,
-    tx: Option<mpsc::Sender<Vec<Bytes>>>,
+    tx: Option<mpsc::Sender<Batch>>,
     worker: Option<tokio::task::JoinHandle<Result<WorkerDone>>>,
     /// Offset after the bytes accepted so far by this writer.
     offset: u64,
@@ -92,7 +105,7 @@ impl UploadWriter {
         let mut session = session;
         let hasher = session.hasher.take();
         let io = inner.io.clone();
-        let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(CHANNEL_CHUNKS);
+        let (tx, mut rx) = mpsc::channel::<Batch>(CHANNEL_CHUNKS);
         let worker = tokio::task::spawn_blocking(move || -> Result<WorkerDone> {
             // Declared first, so released last: after every write of this worker is done.
             let _busy = busy;
@@ -107,12 +120,13 @@ impl UploadWriter {
             // One message may hold several pieces: one wake-up of this thread for all of them.
             // Hashed and then written as one batch (one pwritev or io_uring Writev): the batch
             // is still in the cache when the kernel copies it.
-            while let Some(pieces) = rx.blocking_recv() {
+            while let Some(Batch { pieces, _queued }) = rx.blocking_recv() {
                 for buf in &pieces {
                     hasher.update(buf);
                     since_kick += buf.len();
                 }
                 writer.write_batch(pieces).map_err(|e| Error::io(&path, e))?;
+                drop(_queued);
                 if since_kick >= WRITEBACK_EVERY_BYTES {
                     since_kick = 0;
                     // A hint only: a refusal here changes nothing about durability.
@@ -157,7 +171,13 @@ impl UploadWriter {
             return Err(Error::BlobTooLarge { size, limit });
         }
         let tx = self.tx.as_ref().ok_or(Error::WriterGone)?;
-        if tx.send(pieces).await.is_err() {
+        // Room in the shared queue first (a batch larger than the whole queue takes all of it).
+        let want = u32::try_from(usize::try_from(len).unwrap_or(usize::MAX).min(QUEUED_BYTES)).unwrap_or(u32::MAX);
+        let queued = match want {
+            0 => None,
+            n => Some(self.inner.upload_queue.clone().acquire_many_owned(n).await.map_err(|_| Error::WriterGone)?),
+        };
+        if tx.send(Batch { pieces, _queued: queued }).await.is_err() {
             // The worker stopped early: its error says why.
             return Err(self.join().await.err().unwrap_or(Error::WriterGone));
         }
