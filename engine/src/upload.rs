@@ -105,6 +105,7 @@ impl UploadWriter {
         let mut session = session;
         let hasher = session.hasher.take();
         let io = inner.io.clone();
+        let depth = inner.cfg.io_queue_depth;
         let (tx, mut rx) = mpsc::channel::<Batch>(CHANNEL_CHUNKS);
         let worker = tokio::task::spawn_blocking(move || -> Result<WorkerDone> {
             // Declared first, so released last: after every write of this worker is done.
@@ -117,16 +118,41 @@ impl UploadWriter {
             };
             let mut writer = io.writer(file, offset).map_err(|e| Error::io(&path, e))?;
             let mut since_kick = 0usize;
+            // The shares of the batches the backend may still be writing from (io_uring keeps up
+            // to `io_queue_depth` writes in flight, one per batch, after `write_batch` returns):
+            // given back only once newer batches have pushed them out of that window.
+            let in_flight = usize::try_from(depth).unwrap_or(usize::MAX).max(1);
+            let mut held = std::collections::VecDeque::with_capacity(in_flight + 1);
             // One message may hold several pieces: one wake-up of this thread for all of them.
             // Hashed and then written as one batch (one pwritev or io_uring Writev): the batch
             // is still in the cache when the kernel copies it.
-            while let Some(Batch { pieces, _queued }) = rx.blocking_recv() {
+            loop {
+                let Batch { pieces, _queued } = match rx.try_recv() {
+                    Ok(batch) => batch,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        // Nothing to write next: finish what is in flight and give its shares
+                        // back before waiting, so no worker sits idle on a part of the queue
+                        // that other uploads wait for.
+                        if !held.is_empty() {
+                            writer.flush().map_err(|e| Error::io(&path, e))?;
+                            held.clear();
+                        }
+                        match rx.blocking_recv() {
+                            Some(batch) => batch,
+                            None => break,
+                        }
+                    }
+                };
                 for buf in &pieces {
                     hasher.update(buf);
                     since_kick += buf.len();
                 }
                 writer.write_batch(pieces).map_err(|e| Error::io(&path, e))?;
-                drop(_queued);
+                held.push_back(_queued);
+                if held.len() > in_flight {
+                    held.pop_front();
+                }
                 if since_kick >= WRITEBACK_EVERY_BYTES {
                     since_kick = 0;
                     // A hint only: a refusal here changes nothing about durability.
@@ -134,6 +160,7 @@ impl UploadWriter {
                 }
             }
             let end = writer.flush().map_err(|e| Error::io(&path, e))?;
+            drop(held);
             Ok(WorkerDone { hasher, writer, end })
         });
         Ok(UploadWriter { inner, session, tx: Some(tx), worker: Some(worker), offset })

@@ -20,7 +20,7 @@ use stowage_engine::io::{BlobWriter, IoBackend, IoChoice};
 use stowage_engine::upload::QUEUED_BYTES;
 use stowage_engine::Engine;
 
-on_both_backends!(the_queue_of_all_uploads_together_is_bounded);
+on_both_backends!(the_queue_of_all_uploads_together_is_bounded, many_uploads_never_wait_on_each_other);
 
 /// Held shut, every write waits: a disk that does not move.
 #[derive(Default)]
@@ -152,4 +152,39 @@ async fn the_queue_of_all_uploads_together_is_bounded(io: IoChoice) {
         done += 1;
     }
     assert_eq!(done, UPLOADS);
+}
+
+/// More uploads than the shared queue holds at the backend's depth (40 x 8 writes in flight x
+/// 256 KiB = 80 MiB): a writer whose writes are done must give their shares back even while its
+/// client is quiet, or every upload ends up waiting for room the others hold.
+async fn many_uploads_never_wait_on_each_other(io: IoChoice) {
+    const MANY: usize = 40;
+    const EACH: usize = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = common::open(config(dir.path(), io));
+    let mut tasks = tokio::task::JoinSet::new();
+    for u in 0..MANY {
+        let engine = engine.clone();
+        tasks.spawn(async move {
+            let mut body = Vec::with_capacity(EACH * BATCH);
+            let mut w = engine.put_blob_writer(REPO).await.unwrap();
+            for b in 0..EACH {
+                let piece = common::data((1_000 + u * EACH + b) as u64, BATCH);
+                body.extend_from_slice(&piece);
+                w.write_pieces(vec![Bytes::from(piece)]).await.unwrap();
+                // A client that pauses now and then.
+                if b % 4 == 3 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            let info = w.finish(&sha256(&body)).await.unwrap();
+            assert_eq!(info.digest, sha256(&body));
+        });
+    }
+    let all = async {
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all).await.expect("uploads waited on each other for 120 s");
 }
