@@ -169,11 +169,18 @@ fi
 
 # --- hyper ceiling -------------------------------------------------------------
 if [ -n "$CEILING_BIN" ] && [ -x "$CEILING_BIN" ]; then
-    CE_PORT="$(free_port)"
-    "$CEILING_BIN" --port "$CE_PORT" --seconds $((HEY_SECONDS + 60)) > "$WORK/ceiling.log" 2>&1 &
-    CE_PID=$!
-    PIDS+=("$CE_PID")
-    if wait_http "http://127.0.0.1:$CE_PORT/" "$CE_PID"; then
+    # A port free a moment ago may be taken by a client's connection (the ephemeral range
+    # overlaps free_port's): up to 3 ports.
+    for _ in 1 2 3; do
+        CE_PORT="$(free_port)"
+        "$CEILING_BIN" --port "$CE_PORT" --seconds $((HEY_SECONDS + 60)) > "$WORK/ceiling.log" 2>&1 &
+        CE_PID=$!
+        PIDS+=("$CE_PID")
+        if wait_http "http://127.0.0.1:$CE_PORT/" "$CE_PID"; then CE_UP=1; break; fi
+        CE_UP=0
+        stop_server "$CE_PID"
+    done
+    if [ "$CE_UP" = 1 ]; then
         run_load "hyper-ceiling" "http://127.0.0.1:$CE_PORT/v2/x/manifests/load" --get-only
     else
         log "ceiling server did not start"; cat "$WORK/ceiling.log" >&2
