@@ -585,27 +585,27 @@ impl App {
         if cursor.is_some_and(|c| c.len() > MAX_CURSOR) {
             return Err(bad_request(format!("cursor is at most {MAX_CURSOR} characters: give the one from `next`")));
         }
+        // One form for every sort, `<push time>:<tag>` (a tag never holds a colon); by name only
+        // the tag counts.
+        let cursor = cursor.map(parse_time_cursor).transpose()?;
         // Every order reads the index in its own order: `offset` keys are skipped, then one more
         // than the page (to know whether there is a next page); only the page's records are read.
         let want = limit.saturating_add(1);
         let rows = match (sort, cursor) {
             ("tag", c) if !desc => {
-                let keys = cat.list_tags(e.id(), c, offset.saturating_add(want))?;
+                let keys = cat.list_tags(e.id(), c.map(|(_, t)| t), offset.saturating_add(want))?;
                 let mut rows = Vec::new();
                 for t in keys.into_iter().skip(offset) {
                     rows.extend(cat.tag(e.id(), &t)?.map(|r| (t, r)));
                 }
                 rows
             }
-            ("tag", c) => cat.tag_records_desc(e.id(), c, offset, want)?,
-            (_, c) => {
-                let from = c.map(parse_time_cursor).transpose()?;
-                cat.tags_by_time(e.id(), desc, from, offset, want)?
-            }
+            ("tag", c) => cat.tag_records_desc(e.id(), c.map(|(_, t)| t), offset, want)?,
+            (_, from) => cat.tags_by_time(e.id(), desc, from, offset, want)?,
         };
         let next = (limit > 0 && rows.len() > limit).then(|| {
             let (tag, r) = &rows[limit - 1];
-            let c = if sort == "tag" { tag.clone() } else { format!("{}:{tag}", r.time) };
+            let c = format!("{}:{tag}", r.time);
             format!(
                 "/api/v1/repositories/{}/tags?sort={sort}&order={order}&limit={limit}&cursor={}",
                 syn(e.id()),
