@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::keys;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use stowage_engine::index::mem::MemIndex;
@@ -22,17 +25,6 @@ fn manifest(n: u32) -> (Digest, ManifestRecord) {
         created: 0,
     };
     (d, rec)
-}
-
-fn keys(index: &dyn Index, tree: Tree) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    index
-        .for_each_key(tree, b"", &mut |k| {
-            out.push(k.to_vec());
-            true
-        })
-        .unwrap();
-    out
 }
 
 #[test]

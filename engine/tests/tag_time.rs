@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::keys;
 use stowage_engine::index::codec::encode;
-use stowage_engine::index::{Batch, Index, Tree};
+use stowage_engine::index::{Batch, Tree};
 use stowage_engine::{Algorithm, Catalog, Digest, Engine, EngineConfig, ManifestRecord, TagRecord};
 
 fn manifest(n: u32) -> (Digest, ManifestRecord) {
@@ -20,17 +23,6 @@ fn manifest(n: u32) -> (Digest, ManifestRecord) {
         created: 0,
     };
     (d, rec)
-}
-
-fn keys(index: &dyn Index, tree: Tree) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    index
-        .for_each_key(tree, b"", &mut |k| {
-            out.push(k.to_vec());
-            true
-        })
-        .unwrap();
-    out
 }
 
 fn names(page: &[(String, TagRecord)]) -> Vec<&str> {

@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use std::path::{Path, PathBuf};
+use stowage_engine::index::{Index, Tree};
 use stowage_engine::io::IoChoice;
 use stowage_engine::{Algorithm, BlobInfo, Digest, Engine, EngineConfig};
 
@@ -126,4 +127,16 @@ pub fn assert_blob(engine: &Engine, digest: &Digest, expected: &[u8]) {
     assert_eq!(engine.stat_blob(digest).unwrap(), Some(expected.len() as u64), "{digest} not recorded");
     let got = engine.read_blob(digest, None).unwrap();
     assert!(got[..] == *expected, "{digest} reads back different bytes");
+}
+
+/// Every key of `tree`, in order.
+pub fn keys(index: &dyn Index, tree: Tree) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    index
+        .for_each_key(tree, b"", &mut |k| {
+            out.push(k.to_vec());
+            true
+        })
+        .unwrap();
+    out
 }
