@@ -403,11 +403,15 @@ fn failed_flush_poisons_every_waiter(idx: Arc<dyn Index>) {
     for r in &results {
         assert!(matches!(r, Err(crate::Error::Poisoned(why)) if why.contains("index flush failed")), "{r:?}");
     }
+    // The failing flush, and at most one more that a second leader started beside it before the
+    // failure was known (two flushes may be in flight).
+    let flushed = faulty.counts().1;
+    assert!((1..=2).contains(&flushed), "{flushed} flushes for one group of writers");
     assert!(matches!(cat.put(Tree::Users, b"later", &1u64), Err(crate::Error::Poisoned(_))));
     assert!(matches!(cat.next_id("entity"), Err(crate::Error::Poisoned(_))));
     assert!(matches!(cat.check_writable(), Err(crate::Error::Poisoned(_))));
     assert!(matches!(cat.sync(), Ok(()) | Err(crate::Error::Poisoned(_))));
-    assert_eq!(faulty.counts().1, 1, "nothing flushes after the failure");
+    assert_eq!(faulty.counts().1, flushed, "nothing flushes after the failure");
     assert_eq!(cat.get::<u64>(Tree::Users, b"later").unwrap(), None);
     cat.get::<u64>(Tree::Users, b"u0").unwrap();
 }
